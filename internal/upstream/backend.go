@@ -1,0 +1,115 @@
+// Package upstream holds the long-lived objects that stand for the servers the
+// balancer forwards to: a Backend (one address with its health, counters and
+// connection pool) and a Pool (the backends of one snapshot with their weights).
+//
+// Backends are keyed by their address and reused across configuration
+// snapshots, so health state, counters and pooled connections survive a reload.
+package upstream
+
+import (
+	"net"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+)
+
+// Address identifies a backend: scheme ("http" or "https"), host and port.
+// Two backends with the same Address are the same backend.
+type Address struct {
+	Scheme string // "http" or "https"
+	Host   string // host name or IP literal, without brackets
+	Port   int
+}
+
+// HostPort returns "host:port", with brackets around IPv6 literals.
+func (a Address) HostPort() string { return net.JoinHostPort(a.Host, strconv.Itoa(a.Port)) }
+
+// String returns the address as a URL prefix, e.g. "https://10.0.0.1:8443".
+// It is the backend's key and the value shown in logs and metrics.
+func (a Address) String() string { return a.Scheme + "://" + a.HostPort() }
+
+// TLS reports whether connections to the backend use TLS.
+func (a Address) TLS() bool { return a.Scheme == "https" }
+
+// Backend is one server the balancer forwards to. All of its state is safe
+// for concurrent use; the request path reads it without locks.
+type Backend struct {
+	addr     Address
+	key      string // addr.String(), precomputed: used in logs and metrics on every request
+	hostPort string // addr.HostPort(), precomputed: the request URL's host
+
+	// Transport is the backend's own connection pool. It is set once when
+	// the backend is created and closed (idle connections) when the backend
+	// leaves the last snapshot that used it.
+	Transport http.RoundTripper
+
+	healthy  atomic.Bool  // result of health checking; starts true
+	draining atomic.Bool  // operator asked for no new requests
+	inFlight atomic.Int64 // requests being forwarded right now
+	requests atomic.Uint64
+	failures atomic.Uint64
+}
+
+// NewBackend returns a healthy, non-draining backend for addr that forwards
+// through transport.
+func NewBackend(addr Address, transport http.RoundTripper) *Backend {
+	b := &Backend{addr: addr, key: addr.String(), hostPort: addr.HostPort(), Transport: transport}
+	b.healthy.Store(true)
+	return b
+}
+
+// Address returns the backend's address.
+func (b *Backend) Address() Address { return b.addr }
+
+// String returns the backend's key, e.g. "http://127.0.0.1:9001".
+func (b *Backend) String() string { return b.key }
+
+// HostPort returns "host:port" of the backend, as used in the outgoing URL.
+func (b *Backend) HostPort() string { return b.hostPort }
+
+// Healthy reports whether health checking considers the backend up.
+func (b *Backend) Healthy() bool { return b.healthy.Load() }
+
+// SetHealthy records the health checker's verdict and reports whether it
+// changed.
+func (b *Backend) SetHealthy(up bool) (changed bool) { return b.healthy.Swap(up) != up }
+
+// Draining reports whether the backend takes no new requests.
+func (b *Backend) Draining() bool { return b.draining.Load() }
+
+// SetDraining marks the backend as draining (no new requests or sticky
+// sessions; requests in flight finish) or takes it back into service.
+func (b *Backend) SetDraining(d bool) { b.draining.Store(d) }
+
+// Available reports whether new requests may go to the backend: healthy and
+// not draining.
+func (b *Backend) Available() bool { return b.healthy.Load() && !b.draining.Load() }
+
+// InFlight returns the number of requests being forwarded to the backend.
+func (b *Backend) InFlight() int64 { return b.inFlight.Load() }
+
+// Begin counts a request that starts being forwarded to the backend; End
+// must follow it.
+func (b *Backend) Begin() { b.inFlight.Add(1); b.requests.Add(1) }
+
+// End counts the end of a request started with Begin; failed says whether
+// the backend failed to answer it.
+func (b *Backend) End(failed bool) {
+	b.inFlight.Add(-1)
+	if failed {
+		b.failures.Add(1)
+	}
+}
+
+// Requests returns the number of requests ever forwarded to the backend.
+func (b *Backend) Requests() uint64 { return b.requests.Load() }
+
+// Failures returns the number of forwarded requests the backend failed.
+func (b *Backend) Failures() uint64 { return b.failures.Load() }
+
+// CloseIdleConnections closes the pooled idle connections to the backend.
+func (b *Backend) CloseIdleConnections() {
+	if c, ok := b.Transport.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
