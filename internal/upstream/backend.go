@@ -38,10 +38,10 @@ type Backend struct {
 	key      string // addr.String(), precomputed: used in logs and metrics on every request
 	hostPort string // addr.HostPort(), precomputed: the request URL's host
 
-	// Transport is the backend's own connection pool. It is set once when
-	// the backend is created and closed (idle connections) when the backend
-	// leaves the last snapshot that used it.
-	Transport http.RoundTripper
+	// transport is the backend's own connection pool. A reload that changes
+	// timeouts or TLS settings swaps it; the old one's idle connections are
+	// closed and its busy ones finish their requests.
+	transport atomic.Pointer[transportBox]
 
 	healthy  atomic.Bool  // result of health checking; starts true
 	draining atomic.Bool  // operator asked for no new requests
@@ -53,9 +53,23 @@ type Backend struct {
 // NewBackend returns a healthy, non-draining backend for addr that forwards
 // through transport.
 func NewBackend(addr Address, transport http.RoundTripper) *Backend {
-	b := &Backend{addr: addr, key: addr.String(), hostPort: addr.HostPort(), Transport: transport}
+	b := &Backend{addr: addr, key: addr.String(), hostPort: addr.HostPort()}
+	b.transport.Store(&transportBox{transport})
 	b.healthy.Store(true)
 	return b
+}
+
+// transportBox lets an interface value live behind an atomic.Pointer.
+type transportBox struct{ rt http.RoundTripper }
+
+// Transport returns the round tripper that forwards requests to the backend.
+func (b *Backend) Transport() http.RoundTripper { return b.transport.Load().rt }
+
+// SetTransport replaces the backend's round tripper and closes the idle
+// connections of the previous one. Requests already using the old one finish.
+func (b *Backend) SetTransport(rt http.RoundTripper) {
+	old := b.transport.Swap(&transportBox{rt})
+	closeIdle(old.rt)
 }
 
 // Address returns the backend's address.
@@ -108,8 +122,10 @@ func (b *Backend) Requests() uint64 { return b.requests.Load() }
 func (b *Backend) Failures() uint64 { return b.failures.Load() }
 
 // CloseIdleConnections closes the pooled idle connections to the backend.
-func (b *Backend) CloseIdleConnections() {
-	if c, ok := b.Transport.(interface{ CloseIdleConnections() }); ok {
+func (b *Backend) CloseIdleConnections() { closeIdle(b.Transport()) }
+
+func closeIdle(rt http.RoundTripper) {
+	if c, ok := rt.(interface{ CloseIdleConnections() }); ok {
 		c.CloseIdleConnections()
 	}
 }

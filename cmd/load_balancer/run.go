@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/lbproject/load_balancer/internal/config"
+	"github.com/lbproject/load_balancer/internal/server"
+	"github.com/lbproject/load_balancer/internal/telemetry"
+)
+
+// run starts the balancer with cfg and serves until SIGTERM or SIGINT, then
+// drains gracefully; a second signal exits at once. reload re-reads the
+// configuration for SIGHUP and the file watcher.
+func run(ctx context.Context, cfg *config.Config, f *flags, reload func() (*config.Config, error)) error {
+	if _, err := telemetry.ParseLevel(cfg.Log.Level); err != nil {
+		return usageError{err}
+	}
+	logFile := cfg.Log.File
+	if logFile == "" {
+		logFile = config.DefaultLogFile(time.Now())
+	}
+	log, closeLog, err := telemetry.NewLogger(telemetry.LogOptions{
+		File: logFile, Level: cfg.Log.Level, Format: cfg.Log.Format,
+		MaxSizeMB: cfg.Log.MaxSizeMB, MaxBackups: cfg.Log.MaxBackups,
+		Stderr: os.Stderr,
+	})
+	if err != nil {
+		return err
+	}
+	defer closeLog.Close()
+
+	srv, err := server.New(cfg, log)
+	if err != nil {
+		return err
+	}
+	addr := net.JoinHostPort(cfg.Listen.Host, strconv.Itoa(cfg.Listen.Port))
+	if err := srv.Listen(addr); err != nil {
+		return err
+	}
+	log.Info("load balancer started", "addr", srv.Addr().String(), "strategy", cfg.Strategy,
+		"backends", len(cfg.Backends), "config", cfg.Source, "log_file", logFile, "version", buildVersion())
+
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(signals)
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve() }()
+
+	for {
+		select {
+		case err := <-served:
+			return err
+		case sig := <-signals:
+			if sig == syscall.SIGHUP {
+				applyReload(log, srv, reload, "SIGHUP")
+				continue
+			}
+			return shutdown(log, srv, sig, signals, served)
+		case <-ctx.Done():
+			return shutdown(log, srv, nil, signals, served)
+		}
+	}
+}
+
+// shutdown drains for at most the grace period; a second signal cuts it
+// short.
+func shutdown(log interface {
+	Info(string, ...any)
+	Warn(string, ...any)
+}, srv *server.Server, sig os.Signal, signals <-chan os.Signal, served <-chan error) error {
+	grace := srv.GracePeriod()
+	log.Info("shutting down: draining requests in flight", "signal", fmt.Sprint(sig), "grace_period", grace.String())
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	go func() {
+		select {
+		case s := <-signals:
+			log.Warn("second signal: exiting now", "signal", s.String())
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Warn("grace period over: remaining connections closed", "error", err)
+	}
+	if err := <-served; err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// applyReload loads the configuration again and applies it; a bad file
+// leaves the running configuration in service.
+func applyReload(log interface {
+	Info(string, ...any)
+	Error(string, ...any)
+}, srv *server.Server, reload func() (*config.Config, error), why string) {
+	cfg, err := reload()
+	if err == nil {
+		err = srv.Apply(cfg)
+	}
+	if err != nil {
+		log.Error("config reload failed; running config kept", "trigger", why, "error", err.Error())
+		return
+	}
+	log.Info("config reloaded", "trigger", why, "backends", len(cfg.Backends), "strategy", cfg.Strategy)
+}

@@ -1,0 +1,92 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// failure classifies why an attempt to a backend failed. The class decides
+// whether another backend may be tried, what the client is told, and what
+// passive health checking learns.
+type failure int
+
+const (
+	failNone     failure = iota
+	failConnect          // no connection: refused, unreachable, dial or TLS failure; request not sent
+	failReset            // connection broke before any response byte (reset, EOF)
+	failTimeout          // no response header within the timeout
+	failProtocol         // the backend answered something that is not HTTP
+	failCanceled         // the client went away; not the backend's fault
+)
+
+// classify maps a RoundTrip error to its failure class.
+func classify(err error, clientCtx context.Context) failure {
+	if clientCtx.Err() != nil {
+		return failCanceled
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return failConnect
+	}
+	if isTLSHandshakeError(err) {
+		return failConnect
+	}
+	var timeout interface{ Timeout() bool }
+	if errors.As(err, &timeout) && timeout.Timeout() {
+		return failTimeout
+	}
+	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return failReset
+	}
+	return failProtocol
+}
+
+// isTLSHandshakeError reports whether err came from the TLS handshake with
+// the backend (untrusted certificate, wrong name, handshake timeout): the
+// request was not sent.
+func isTLSHandshakeError(err error) bool {
+	var verr *tls.CertificateVerificationError
+	var rerr tls.RecordHeaderError
+	var aerr tls.AlertError
+	return errors.As(err, &verr) || errors.As(err, &rerr) || errors.As(err, &aerr) ||
+		strings.Contains(err.Error(), "TLS handshake timeout") // net/http's unexported tlsHandshakeTimeoutError
+}
+
+// statusFor returns the status the client gets when the last attempt failed
+// with f: 504 when the backend was too slow, 502 for everything else.
+func statusFor(f failure) int {
+	if f == failTimeout {
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusBadGateway
+}
+
+// writeError sends a small plain-text error reply that names the status and
+// nothing about the backend or the cause: internals go to the log only.
+func writeError(w http.ResponseWriter, status int) {
+	h := w.Header()
+	h["Content-Type"] = []string{"text/plain; charset=utf-8"}
+	h["X-Content-Type-Options"] = []string{"nosniff"}
+	body := errorBodies[status]
+	if body == "" {
+		body = strconv.Itoa(status) + " " + http.StatusText(status) + "\n"
+	}
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, body)
+}
+
+var errorBodies = map[int]string{
+	http.StatusBadGateway:         "502 Bad Gateway\n",
+	http.StatusServiceUnavailable: "503 Service Unavailable: no healthy backend\n",
+	http.StatusGatewayTimeout:     "504 Gateway Timeout\n",
+	http.StatusRequestURITooLong:  "414 URI Too Long\n",
+}

@@ -1,0 +1,381 @@
+// Package proxy is the forwarding handler: it picks a backend with the
+// running snapshot's strategy, forwards the request with the right headers,
+// retries another backend when that is safe, and streams the response back.
+//
+// The rules it follows are those of RFC 9110 and RFC 9112 for a gateway:
+// hop-by-hop headers are removed in both directions, X-Forwarded-* and Via
+// are set, bodies are streamed in every framing without being buffered, and a
+// backend that fails mid-body makes the client see a truncated response,
+// never a complete-looking short one.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lbproject/load_balancer/internal/balancer"
+	"github.com/lbproject/load_balancer/internal/health"
+	"github.com/lbproject/load_balancer/internal/upstream"
+)
+
+// Snapshot is the part of the running configuration the proxy uses. It is
+// immutable once stored in a Handler; a reload stores a new one. A request
+// loads the snapshot once and uses it to the end.
+type Snapshot struct {
+	Pool   *upstream.Pool
+	Picker balancer.Picker
+	// Sticky, when set, pins clients to backends with a cookie; Picker is
+	// then the fallback for clients without a valid pin.
+	Sticky *balancer.StickyCookies
+	// Attempts is the most backends one request is tried on, 1..MaxAttempts.
+	Attempts int
+	// MaxURIBytes bounds the request target; longer gets 414.
+	MaxURIBytes int
+	// TrustedProxies are the peers whose X-Forwarded-* headers are kept.
+	TrustedProxies []netip.Prefix
+	// Via is the pseudonym of this proxy in Via headers.
+	Via string
+
+	fwd forwarding // derived from TrustedProxies and Via by Handler.Store
+}
+
+// Observer learns the outcome of every attempt on a backend. Passive health
+// checking implements it. It is called on the request path and must be cheap.
+type Observer interface {
+	Observe(b *upstream.Backend, o health.Outcome)
+}
+
+// Handler is the proxy's http.Handler. The zero value is not usable; build
+// it with New and give it a snapshot with Store before serving.
+type Handler struct {
+	snapshot atomic.Pointer[Snapshot]
+
+	// Log receives error lines and, when AccessLog is set, one line per
+	// request.
+	Log       *slog.Logger
+	AccessLog bool
+	// Observer, if not nil, is told the outcome of every attempt.
+	Observer Observer
+
+	tunnels tunnelSet
+}
+
+// New returns a Handler that logs to log.
+func New(log *slog.Logger) *Handler {
+	return &Handler{Log: log, AccessLog: true}
+}
+
+// Store makes s the snapshot for requests that start from now on.
+func (h *Handler) Store(s *Snapshot) {
+	s.fwd = newForwarding(s.TrustedProxies, s.Via)
+	if s.Attempts < 1 {
+		s.Attempts = 1
+	}
+	if s.Attempts > balancer.MaxAttempts {
+		s.Attempts = balancer.MaxAttempts
+	}
+	h.snapshot.Store(s)
+}
+
+// Snapshot returns the snapshot in service.
+func (h *Handler) Snapshot() *Snapshot { return h.snapshot.Load() }
+
+// exchange is the state of one client request while it is being served.
+type exchange struct {
+	start     time.Time
+	backend   *upstream.Backend
+	attempts  int
+	status    int
+	bytes     int64
+	stickyHit bool
+	err       error // last backend error, for the log
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	snap := h.snapshot.Load()
+	ex := exchange{start: time.Now()}
+	defer h.logAccess(r, &ex)
+
+	if len(r.RequestURI) > snap.MaxURIBytes {
+		ex.status = http.StatusRequestURITooLong
+		writeError(w, ex.status)
+		return
+	}
+	if r.Method == http.MethodConnect {
+		// A load balancer is not a forward proxy: CONNECT tunnels are refused.
+		ex.status = http.StatusMethodNotAllowed
+		writeError(w, ex.status)
+		return
+	}
+
+	header, upgrade := outgoingHeader(r, snap)
+	body := newRequestBody(r)
+
+	var filter balancer.Filter
+	b := h.stickyBackend(snap, r, &filter, &ex)
+	last := failNone
+	for {
+		if b == nil {
+			b = pick(snap, r, &filter)
+		}
+		if b == nil {
+			ex.status = statusAfter(last, ex.attempts, filter.IgnoreHealth)
+			writeError(w, ex.status)
+			return
+		}
+		filter.Exclude(b)
+		ex.attempts++
+		ex.backend = b
+
+		res, f, err := h.attempt(r.Context(), b, r, header, body)
+		if f == failNone {
+			if snap.Sticky != nil && !ex.stickyHit {
+				w.Header().Add("Set-Cookie", snap.Sticky.Cookie(b, r.TLS != nil))
+			}
+			if upgrade != "" && res.StatusCode == http.StatusSwitchingProtocols {
+				ex.status = h.serveUpgrade(w, res, upgrade, &ex)
+				return
+			}
+			h.respond(w, res, snap, &ex)
+			return
+		}
+		ex.err = err
+		if f == failCanceled {
+			ex.status = statusClientClosed
+			return
+		}
+		last = f
+		if ex.attempts >= snap.Attempts || !retryable(f, r, body) {
+			ex.status = statusAfter(last, ex.attempts, filter.IgnoreHealth)
+			writeError(w, ex.status)
+			return
+		}
+		b = nil
+	}
+}
+
+// statusClientClosed is logged (never sent) when the client went away
+// before the response started, as nginx does.
+const statusClientClosed = 499
+
+// statusAfter is the status for a request no backend answered: 503 when no
+// backend was available at all, or when only backends already marked down
+// (panic mode) were tried and refused the connection; otherwise 502 or 504
+// by the last failure.
+func statusAfter(last failure, attempts int, panicMode bool) int {
+	if attempts == 0 || (panicMode && last == failConnect) {
+		return http.StatusServiceUnavailable
+	}
+	return statusFor(last)
+}
+
+// stickyBackend returns the backend the request's sticky cookie pins it to,
+// if the strategy is sticky and that backend takes requests.
+func (h *Handler) stickyBackend(snap *Snapshot, r *http.Request, f *balancer.Filter, ex *exchange) *upstream.Backend {
+	if snap.Sticky == nil {
+		return nil
+	}
+	b := snap.Sticky.Lookup(r)
+	if b == nil || !f.Allows(b) {
+		return nil
+	}
+	ex.stickyHit = true
+	return b
+}
+
+// pick chooses the next backend. When no healthy backend is left it enters
+// panic mode and tries backends marked down too: a health verdict can be
+// wrong, and trying beats failing every request (Envoy does the same).
+func pick(snap *Snapshot, r *http.Request, f *balancer.Filter) *upstream.Backend {
+	if b := snap.Picker.Pick(r, *f); b != nil || f.IgnoreHealth {
+		return b
+	}
+	f.IgnoreHealth = true
+	return snap.Picker.Pick(r, *f)
+}
+
+// retryable reports whether a failed attempt may be repeated on another
+// backend: always when the request was not sent (connect failure, body
+// untouched); after a reset only for idempotent methods without a body,
+// since a body already streamed cannot be replayed.
+func retryable(f failure, r *http.Request, body *requestBody) bool {
+	switch f {
+	case failConnect:
+		return body == nil || !body.used.Load()
+	case failReset:
+		return body == nil && isIdempotent(r.Method)
+	}
+	return false
+}
+
+func isIdempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// attempt forwards the request to b once and classifies the outcome.
+func (h *Handler) attempt(ctx context.Context, b *upstream.Backend, r *http.Request, header http.Header, body *requestBody) (*http.Response, failure, error) {
+	out := new(http.Request)
+	*out = *r // shallow: method, proto, Host, trailers, context
+	out.URL = &url.URL{
+		Scheme:   b.Address().Scheme,
+		Host:     b.HostPort(),
+		Path:     r.URL.Path,
+		RawPath:  r.URL.RawPath,
+		RawQuery: r.URL.RawQuery,
+		// An empty "?" is part of the target and is passed on as such.
+		ForceQuery: r.URL.ForceQuery,
+	}
+	out.RequestURI = ""
+	out.Header = header
+	out.Close = false
+	out.TransferEncoding = nil
+	if body == nil {
+		out.Body = nil
+		out.ContentLength = 0
+	} else {
+		out.Body = body
+	}
+
+	b.Begin()
+	res, err := b.Transport().RoundTrip(out)
+	if err == nil {
+		b.End(false)
+		if h.Observer != nil {
+			if res.StatusCode >= 500 {
+				h.Observer.Observe(b, health.ServerError)
+			} else {
+				h.Observer.Observe(b, health.Success)
+			}
+		}
+		return res, failNone, nil
+	}
+	f := classify(err, ctx)
+	b.End(f != failCanceled)
+	if h.Observer != nil && f != failCanceled {
+		h.Observer.Observe(b, outcomeOf(f))
+	}
+	return nil, f, err
+}
+
+// outcomeOf translates a failure class for passive health checking.
+func outcomeOf(f failure) health.Outcome {
+	switch f {
+	case failConnect:
+		return health.ConnectFailure
+	case failTimeout:
+		return health.Timeout
+	}
+	return health.Reset
+}
+
+// outgoingHeader prepares the header of the request to the backend once for
+// all attempts: a copy of the client's without hop-by-hop fields, with the
+// forwarding fields set. It returns the protocol the client asks to upgrade
+// to, if any, whose Connection and Upgrade fields are kept.
+func outgoingHeader(r *http.Request, snap *Snapshot) (http.Header, string) {
+	h := r.Header.Clone()
+	if h == nil {
+		h = make(http.Header)
+	}
+	upgrade := ""
+	if r.ProtoMajor == 1 {
+		upgrade = upgradeType(r.Header)
+	}
+	teTrailers := headerHasToken(r.Header["Te"], "trailers")
+	removeHopByHopHeaders(h)
+	if teTrailers {
+		// "TE: trailers" says the client accepts trailers; the backend
+		// needs to know, so it is the one TE value passed on.
+		h["Te"] = []string{"trailers"}
+	}
+	if upgrade != "" {
+		h["Connection"] = []string{"Upgrade"}
+		h["Upgrade"] = []string{upgrade}
+	}
+	client := netip.Addr{}
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		client = ap.Addr()
+	}
+	snap.fwd.setForwardingHeaders(h, r, client)
+	return h, upgrade
+}
+
+// respond sends the backend's response to the client: status, end-to-end
+// headers, streamed body and trailers.
+func (h *Handler) respond(w http.ResponseWriter, res *http.Response, snap *Snapshot, ex *exchange) {
+	defer res.Body.Close()
+	removeHopByHopHeaders(res.Header)
+	dst := w.Header()
+	for k, vv := range res.Header {
+		if k == "Set-Cookie" && len(dst[k]) > 0 {
+			dst[k] = append(vv[:len(vv):len(vv)], dst[k]...)
+			continue
+		}
+		dst[k] = vv
+	}
+	appendVia(dst, snap.fwd.viaFor(res.ProtoMajor, res.ProtoMinor))
+	announced := len(res.Trailer)
+	announceTrailers(w, res)
+	ex.status = res.StatusCode
+	w.WriteHeader(res.StatusCode)
+
+	n, err := streamBody(w, res.Body, shouldFlushEachRead(res))
+	ex.bytes = n
+	if err != nil {
+		if errors.Is(err, errClientWrite) {
+			return // the client went away; its context cancels the backend
+		}
+		// The backend failed mid-body. Aborting the connection (no final
+		// chunk, short Content-Length) is the only way to tell the client
+		// the response is incomplete.
+		// The deferred access log line still runs.
+		ex.err = err
+		panic(http.ErrAbortHandler)
+	}
+	copyTrailers(w, res, announced)
+}
+
+// requestBody wraps the client's request body for the transport. It records
+// whether any byte was read, which decides if a failed attempt may be
+// retried, and ignores Close, so that a failed attempt does not close the
+// body that a retry still needs.
+type requestBody struct {
+	rc   io.ReadCloser
+	used atomic.Bool
+}
+
+// newRequestBody returns nil for requests without a body.
+func newRequestBody(r *http.Request) *requestBody {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return nil
+	}
+	return &requestBody{rc: r.Body}
+}
+
+func (b *requestBody) Read(p []byte) (int, error) {
+	b.used.Store(true)
+	return b.rc.Read(p)
+}
+
+func (b *requestBody) Close() error { return nil }
+
+// tunnelSet tracks upgraded connections (WebSockets), which the http.Server
+// no longer sees, so that shutdown can wait for them and close them at the
+// end of the grace period.
+type tunnelSet struct {
+	mu    sync.Mutex
+	conns map[io.Closer]struct{}
+	wg    sync.WaitGroup
+}

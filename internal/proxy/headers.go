@@ -1,0 +1,144 @@
+package proxy
+
+import (
+	"net/http"
+	"net/netip"
+	"strings"
+)
+
+// hopHeaders are the hop-by-hop headers of RFC 9110 §7.6.1 and their
+// historical relatives. They describe one connection, not the message, so a
+// proxy must not forward them in either direction.
+var hopHeaders = []string{
+	"Connection",
+	"Proxy-Connection", // non-standard, sent by old clients
+	"Keep-Alive",
+	"Proxy-Authenticate",
+	"Proxy-Authorization",
+	"Te",      // canonical form of "TE"
+	"Trailer", // not Trailers, per RFC 9110 §6.6.2
+	"Transfer-Encoding",
+	"Upgrade",
+}
+
+// removeHopByHopHeaders deletes the hop-by-hop headers from h, and first every
+// header named in its Connection header (RFC 9110 §7.6.1: the sender lists
+// there the headers meant for the next hop only).
+func removeHopByHopHeaders(h http.Header) {
+	for _, v := range h["Connection"] {
+		for sf := range strings.SplitSeq(v, ",") {
+			if sf = trimOWS(sf); sf != "" {
+				h.Del(sf)
+			}
+		}
+	}
+	for _, name := range hopHeaders {
+		if _, ok := h[name]; ok {
+			delete(h, name)
+		}
+	}
+}
+
+// trimOWS trims the optional whitespace of a list element.
+func trimOWS(s string) string { return strings.Trim(s, " \t") }
+
+// upgradeType returns the protocol a request or response asks to switch to
+// (its Upgrade header, when Connection lists "upgrade"), or "".
+func upgradeType(h http.Header) string {
+	if !headerHasToken(h["Connection"], "upgrade") {
+		return ""
+	}
+	return h.Get("Upgrade")
+}
+
+// headerHasToken reports whether a comma-separated list header contains
+// token, compared case-insensitively (RFC 9110 §5.6.1).
+func headerHasToken(values []string, token string) bool {
+	for _, v := range values {
+		for elem := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(trimOWS(elem), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// forwarding is the per-snapshot policy for X-Forwarded-* and Via.
+type forwarding struct {
+	trusted []netip.Prefix // peers whose X-Forwarded-* headers are kept
+	via     [3]string      // Via value for HTTP/1.0, 1.1 and 2 clients
+}
+
+func newForwarding(trusted []netip.Prefix, pseudonym string) forwarding {
+	if pseudonym == "" {
+		pseudonym = "load_balancer"
+	}
+	return forwarding{
+		trusted: trusted,
+		via:     [3]string{"1.0 " + pseudonym, "1.1 " + pseudonym, "2.0 " + pseudonym},
+	}
+}
+
+// viaFor returns the Via element for a message received as proto.
+func (f *forwarding) viaFor(major, minor int) string {
+	switch {
+	case major >= 2:
+		return f.via[2]
+	case minor == 0:
+		return f.via[0]
+	}
+	return f.via[1]
+}
+
+// isTrusted reports whether the client address belongs to a trusted proxy.
+func (f *forwarding) isTrusted(client netip.Addr) bool {
+	for _, p := range f.trusted {
+		if p.Contains(client) {
+			return true
+		}
+	}
+	return false
+}
+
+// setForwardingHeaders sets X-Forwarded-For/-Proto/-Host and Via on the
+// outgoing request header h. Headers a client sent are kept (and
+// X-Forwarded-For appended to) only when the client is a trusted proxy;
+// anyone else could forge them.
+func (f *forwarding) setForwardingHeaders(h http.Header, in *http.Request, client netip.Addr) {
+	trusted := client.IsValid() && f.isTrusted(client)
+	if !trusted {
+		delete(h, "X-Forwarded-For")
+		delete(h, "X-Forwarded-Proto")
+		delete(h, "X-Forwarded-Host")
+		delete(h, "Forwarded")
+	}
+	if client.IsValid() {
+		ip := client.Unmap().String()
+		if prior := h["X-Forwarded-For"]; len(prior) > 0 {
+			ip = strings.Join(prior, ", ") + ", " + ip
+		}
+		h["X-Forwarded-For"] = []string{ip}
+	}
+	if _, ok := h["X-Forwarded-Proto"]; !ok {
+		if in.TLS != nil {
+			h["X-Forwarded-Proto"] = []string{"https"}
+		} else {
+			h["X-Forwarded-Proto"] = []string{"http"}
+		}
+	}
+	if _, ok := h["X-Forwarded-Host"]; !ok && in.Host != "" {
+		h["X-Forwarded-Host"] = []string{in.Host}
+	}
+	appendVia(h, f.viaFor(in.ProtoMajor, in.ProtoMinor))
+}
+
+// appendVia adds this proxy to the Via header of a forwarded message
+// (RFC 9110 §7.6.3).
+func appendVia(h http.Header, via string) {
+	if prior := h["Via"]; len(prior) > 0 {
+		h["Via"] = []string{strings.Join(prior, ", ") + ", " + via}
+		return
+	}
+	h["Via"] = []string{via}
+}

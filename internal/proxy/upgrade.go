@@ -1,0 +1,100 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// serveUpgrade completes a protocol switch (RFC 9110 §7.8), typically a
+// WebSocket: it sends the backend's 101 response to the client, then copies
+// bytes both ways until either side closes. It returns the status to log.
+func (h *Handler) serveUpgrade(w http.ResponseWriter, res *http.Response, requested string, ex *exchange) int {
+	backConn, ok := res.Body.(io.ReadWriteCloser)
+	if !ok {
+		res.Body.Close()
+		writeError(w, http.StatusBadGateway)
+		return http.StatusBadGateway
+	}
+	defer backConn.Close()
+	if got := upgradeType(res.Header); !strings.EqualFold(got, requested) {
+		// A backend may only switch to the protocol the client asked for.
+		writeError(w, http.StatusBadGateway)
+		return http.StatusBadGateway
+	}
+	clientConn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		writeError(w, http.StatusBadGateway)
+		return http.StatusBadGateway
+	}
+	defer clientConn.Close()
+	// The server's read deadlines belonged to the HTTP exchange; a tunnel
+	// may be quiet for as long as both ends like.
+	_ = clientConn.SetDeadline(time.Time{})
+
+	upgrade := res.Header.Get("Upgrade")
+	removeHopByHopHeaders(res.Header)
+	res.Header["Connection"] = []string{"Upgrade"}
+	res.Header["Upgrade"] = []string{upgrade}
+	res.Body = nil // res.Write must not copy the tunnel
+	if err := res.Write(brw); err != nil {
+		return http.StatusSwitchingProtocols
+	}
+	if err := brw.Flush(); err != nil {
+		return http.StatusSwitchingProtocols
+	}
+
+	done := h.tunnels.add(clientConn, backConn)
+	defer done()
+	errc := make(chan error, 2)
+	// brw.Reader may hold bytes the client sent right after its request.
+	go func() { _, err := io.Copy(backConn, brw); errc <- err }()
+	go func() { _, err := io.Copy(clientConn, backConn); errc <- err }()
+	<-errc
+	// One direction ended: close both so the other copy ends too, and wait
+	// for it, so no goroutine outlives the tunnel.
+	clientConn.Close()
+	backConn.Close()
+	<-errc
+	return http.StatusSwitchingProtocols
+}
+
+// add registers the two ends of a tunnel and returns the function that
+// unregisters them.
+func (t *tunnelSet) add(a, b io.Closer) (done func()) {
+	t.mu.Lock()
+	if t.conns == nil {
+		t.conns = make(map[io.Closer]struct{})
+	}
+	t.conns[a] = struct{}{}
+	t.conns[b] = struct{}{}
+	t.wg.Add(1)
+	t.mu.Unlock()
+	return func() {
+		t.mu.Lock()
+		delete(t.conns, a)
+		delete(t.conns, b)
+		t.mu.Unlock()
+		t.wg.Done()
+	}
+}
+
+// WaitTunnels waits until every upgraded connection has ended or ctx is
+// done; then it closes those still open and waits for them to end.
+func (h *Handler) WaitTunnels(ctx context.Context) {
+	finished := make(chan struct{})
+	go func() { h.tunnels.wg.Wait(); close(finished) }()
+	select {
+	case <-finished:
+		return
+	case <-ctx.Done():
+	}
+	h.tunnels.mu.Lock()
+	for c := range h.tunnels.conns {
+		c.Close()
+	}
+	h.tunnels.mu.Unlock()
+	<-finished
+}

@@ -1,0 +1,127 @@
+// Package server runs the balancer: it owns the proxy listener and the
+// http.Server in front of the proxy handler, turns configurations into
+// snapshots and swaps them in atomically, and shuts down gracefully.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/lbproject/load_balancer/internal/config"
+	"github.com/lbproject/load_balancer/internal/proxy"
+)
+
+// Server is one running balancer.
+type Server struct {
+	log     *slog.Logger
+	handler *proxy.Handler
+
+	mu      sync.Mutex // serialises Apply; never taken on the request path
+	reg     *registry
+	current *compiled
+
+	http     *http.Server
+	listener net.Listener
+}
+
+// New compiles cfg and returns a server ready to Serve. An invalid cfg is an
+// error and nothing is started.
+func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
+	s := &Server{log: log, handler: proxy.New(log), reg: newRegistry()}
+	s.handler.AccessLog = cfg.Log.AccessEnabled()
+	if err := s.Apply(cfg); err != nil {
+		return nil, err
+	}
+	s.http = &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: cfg.Timeouts.ClientHeader.D(),
+		IdleTimeout:       cfg.Timeouts.ClientIdle.D(),
+		MaxHeaderBytes:    cfg.Limits.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		Protocols:         new(http.Protocols),
+	}
+	// HTTP/1.1, and HTTP/2 cleartext with prior knowledge on the same port.
+	s.http.Protocols.SetHTTP1(true)
+	s.http.Protocols.SetUnencryptedHTTP2(true)
+	return s, nil
+}
+
+// Handler returns the proxy handler (for tests and the admin API).
+func (s *Server) Handler() *proxy.Handler { return s.handler }
+
+// Apply compiles cfg and, if that succeeds, makes it the running
+// configuration. On error the running configuration stays in service.
+func (s *Server) Apply(cfg *config.Config) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, err := compile(cfg, s.reg)
+	if err != nil {
+		return err
+	}
+	removed := s.reg.commit(c.members)
+	s.handler.Store(c.proxy)
+	s.current = c
+	for _, b := range removed {
+		s.log.Info("backend removed", "backend", b.String(), "in_flight", b.InFlight())
+	}
+	return nil
+}
+
+// Config returns the running configuration.
+func (s *Server) Config() *config.Config {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.current.cfg
+}
+
+// Listen binds the proxy address. It is separate from Serve so that a bind
+// error is reported before anything else starts.
+func (s *Server) Listen(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", addr, err)
+	}
+	s.listener = ln
+	return nil
+}
+
+// Addr returns the bound proxy address.
+func (s *Server) Addr() net.Addr { return s.listener.Addr() }
+
+// Serve serves on the listener from Listen until Shutdown. It returns nil
+// after a shutdown.
+func (s *Server) Serve() error {
+	err := s.http.Serve(s.listener)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting connections and waits for requests in flight and
+// open tunnels to finish, at most until ctx is done; then it closes what is
+// left. It returns ctx's error if it had to cut connections.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Go(func() { s.handler.WaitTunnels(ctx) })
+	err := s.http.Shutdown(ctx)
+	if err != nil {
+		s.http.Close()
+	}
+	wg.Wait()
+	s.mu.Lock()
+	for _, r := range s.reg.backends {
+		r.backend.CloseIdleConnections()
+	}
+	s.mu.Unlock()
+	return err
+}
+
+// gracePeriod returns the running configuration's shutdown grace period.
+func (s *Server) GracePeriod() time.Duration { return s.Config().Shutdown.GracePeriod.D() }
