@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -14,6 +16,10 @@ import (
 	"github.com/lbproject/load_balancer/internal/server"
 	"github.com/lbproject/load_balancer/internal/telemetry"
 )
+
+// initialHealthBound is how long startup waits for the first round of
+// health probes.
+const initialHealthBound = time.Second
 
 // run starts the balancer with cfg and serves until SIGTERM or SIGINT, then
 // drains gracefully; a second signal exits at once. reload re-reads the
@@ -44,6 +50,26 @@ func run(ctx context.Context, cfg *config.Config, f *flags, reload func() (*conf
 	if err := srv.Listen(addr); err != nil {
 		return err
 	}
+	// One bounded round of probes first: backends proven down start out of
+	// rotation, the others start healthy.
+	srv.CheckHealth(ctx, initialHealthBound)
+
+	watchCtx, stopWatching := context.WithCancel(ctx)
+	var watching sync.WaitGroup
+	defer func() { stopWatching(); watching.Wait() }()
+	if f.watch && f.configFile != "" {
+		interval := time.Duration(f.intervalMS) * time.Millisecond
+		w := config.NewWatcher(f.configFile, interval)
+		watching.Go(func() {
+			w.Run(watchCtx,
+				func() { applyReload(log, srv, reload, "file change") },
+				func(err error) { log.Warn("config watch: no file notifications, polling only", "error", err.Error()) })
+		})
+		log.Info("watching config file", "file", f.configFile, "interval", interval.String())
+	} else if f.watch {
+		log.Warn("--watch needs a config file (-c); nothing to watch")
+	}
+
 	log.Info("load balancer started", "addr", srv.Addr().String(), "strategy", cfg.Strategy,
 		"backends", len(cfg.Backends), "config", cfg.Source, "log_file", logFile, "version", buildVersion())
 
@@ -72,10 +98,7 @@ func run(ctx context.Context, cfg *config.Config, f *flags, reload func() (*conf
 
 // shutdown drains for at most the grace period; a second signal cuts it
 // short.
-func shutdown(log interface {
-	Info(string, ...any)
-	Warn(string, ...any)
-}, srv *server.Server, sig os.Signal, signals <-chan os.Signal, served <-chan error) error {
+func shutdown(log *slog.Logger, srv *server.Server, sig os.Signal, signals <-chan os.Signal, served <-chan error) error {
 	grace := srv.GracePeriod()
 	log.Info("shutting down: draining requests in flight", "signal", fmt.Sprint(sig), "grace_period", grace.String())
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
@@ -100,10 +123,7 @@ func shutdown(log interface {
 
 // applyReload loads the configuration again and applies it; a bad file
 // leaves the running configuration in service.
-func applyReload(log interface {
-	Info(string, ...any)
-	Error(string, ...any)
-}, srv *server.Server, reload func() (*config.Config, error), why string) {
+func applyReload(log *slog.Logger, srv *server.Server, reload func() (*config.Config, error), why string) {
 	cfg, err := reload()
 	if err == nil {
 		err = srv.Apply(cfg)

@@ -17,7 +17,7 @@ func (h *Handler) logAccess(r *http.Request, ex *exchange) {
 	if ex.err != nil {
 		level = slog.LevelWarn
 	}
-	if !h.AccessLog && level == slog.LevelInfo {
+	if !ex.accessLog && level == slog.LevelInfo {
 		return
 	}
 	backend := ""

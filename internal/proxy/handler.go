@@ -43,6 +43,8 @@ type Snapshot struct {
 	TrustedProxies []netip.Prefix
 	// Via is the pseudonym of this proxy in Via headers.
 	Via string
+	// AccessLog enables one log line per request.
+	AccessLog bool
 
 	fwd forwarding // derived from TrustedProxies and Via by Handler.Store
 }
@@ -58,10 +60,9 @@ type Observer interface {
 type Handler struct {
 	snapshot atomic.Pointer[Snapshot]
 
-	// Log receives error lines and, when AccessLog is set, one line per
-	// request.
-	Log       *slog.Logger
-	AccessLog bool
+	// Log receives error lines and, when the snapshot's AccessLog is set,
+	// one line per request.
+	Log *slog.Logger
 	// Observer, if not nil, is told the outcome of every attempt.
 	Observer Observer
 
@@ -70,7 +71,7 @@ type Handler struct {
 
 // New returns a Handler that logs to log.
 func New(log *slog.Logger) *Handler {
-	return &Handler{Log: log, AccessLog: true}
+	return &Handler{Log: log}
 }
 
 // Store makes s the snapshot for requests that start from now on.
@@ -96,12 +97,13 @@ type exchange struct {
 	status    int
 	bytes     int64
 	stickyHit bool
+	accessLog bool  // the snapshot's AccessLog
 	err       error // last backend error, for the log
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	snap := h.snapshot.Load()
-	ex := exchange{start: time.Now()}
+	ex := exchange{start: time.Now(), accessLog: snap.AccessLog}
 	defer h.logAccess(r, &ex)
 
 	if len(r.RequestURI) > snap.MaxURIBytes {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lbproject/load_balancer/internal/config"
+	"github.com/lbproject/load_balancer/internal/health"
 	"github.com/lbproject/load_balancer/internal/proxy"
 )
 
@@ -21,6 +22,7 @@ import (
 type Server struct {
 	log     *slog.Logger
 	handler *proxy.Handler
+	checker *health.Checker
 
 	mu      sync.Mutex // serialises Apply; never taken on the request path
 	reg     *registry
@@ -34,8 +36,10 @@ type Server struct {
 // error and nothing is started.
 func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	s := &Server{log: log, handler: proxy.New(log), reg: newRegistry()}
-	s.handler.AccessLog = cfg.Log.AccessEnabled()
+	s.checker = health.NewChecker(log, nil)
+	s.handler.Observer = s.checker
 	if err := s.Apply(cfg); err != nil {
+		s.checker.Close()
 		return nil, err
 	}
 	s.http = &http.Server{
@@ -65,6 +69,11 @@ func (s *Server) Apply(cfg *config.Config) error {
 		return err
 	}
 	removed := s.reg.commit(c.members)
+	for b, d := range c.drain {
+		b.SetDraining(d)
+	}
+	s.checker.SetPassive(cfg.Passive)
+	s.checker.Update(c.targets)
 	s.handler.Store(c.proxy)
 	s.current = c
 	for _, b := range removed {
@@ -91,6 +100,17 @@ func (s *Server) Listen(addr string) error {
 	return nil
 }
 
+// CheckHealth runs one round of health probes of every backend and waits
+// for it at most bound. Backends that fail it start out of rotation; those
+// that do not answer within bound start healthy, so the first requests are
+// never refused because probes have not run yet.
+func (s *Server) CheckHealth(ctx context.Context, bound time.Duration) {
+	s.checker.InitialRound(ctx, bound)
+}
+
+// Health returns the health checker (for the admin API).
+func (s *Server) Health() *health.Checker { return s.checker }
+
 // Addr returns the bound proxy address.
 func (s *Server) Addr() net.Addr { return s.listener.Addr() }
 
@@ -115,6 +135,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.http.Close()
 	}
 	wg.Wait()
+	s.checker.Close()
 	s.mu.Lock()
 	for _, r := range s.reg.backends {
 		r.backend.CloseIdleConnections()

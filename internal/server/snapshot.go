@@ -8,6 +8,7 @@ import (
 
 	"github.com/lbproject/load_balancer/internal/balancer"
 	"github.com/lbproject/load_balancer/internal/config"
+	"github.com/lbproject/load_balancer/internal/health"
 	"github.com/lbproject/load_balancer/internal/proxy"
 	"github.com/lbproject/load_balancer/internal/upstream"
 )
@@ -18,6 +19,8 @@ type compiled struct {
 	cfg     *config.Config
 	proxy   *proxy.Snapshot
 	members map[upstream.Address]*registered
+	targets []health.Target // active health checks, one per backend
+	drain   map[*upstream.Backend]bool
 }
 
 // compile turns a validated configuration into a snapshot, reusing the
@@ -26,6 +29,8 @@ type compiled struct {
 func compile(cfg *config.Config, reg *registry) (*compiled, error) {
 	pool := &upstream.Pool{Members: make([]upstream.Member, 0, len(cfg.Backends))}
 	members := make(map[upstream.Address]*registered, len(cfg.Backends))
+	targets := make([]health.Target, 0, len(cfg.Backends))
+	drain := make(map[*upstream.Backend]bool, len(cfg.Backends))
 	for _, b := range cfg.Backends {
 		r, err := reg.resolve(cfg, b, members)
 		if err != nil {
@@ -33,6 +38,8 @@ func compile(cfg *config.Config, reg *registry) (*compiled, error) {
 		}
 		members[r.backend.Address()] = r
 		pool.Members = append(pool.Members, upstream.Member{Backend: r.backend, Weight: b.EffectiveWeight()})
+		targets = append(targets, health.Target{Backend: r.backend, Check: cfg.HealthCheckFor(b), TLS: r.opts.TLS})
+		drain[r.backend] = b.Drain
 	}
 	picker, err := balancer.New(cfg.Strategy, pool)
 	if err != nil {
@@ -49,6 +56,7 @@ func compile(cfg *config.Config, reg *registry) (*compiled, error) {
 		MaxURIBytes:    cfg.Limits.MaxURIBytes,
 		TrustedProxies: trusted,
 		Via:            cfg.Via,
+		AccessLog:      cfg.Log.AccessEnabled(),
 	}
 	if cfg.Strategy == balancer.Sticky {
 		secret := []byte(cfg.Sticky.Secret)
@@ -57,7 +65,7 @@ func compile(cfg *config.Config, reg *registry) (*compiled, error) {
 		}
 		snap.Sticky = balancer.NewStickyCookies(pool, cfg.Sticky.CookieName, secret, time.Duration(cfg.Sticky.MaxAge))
 	}
-	return &compiled{cfg: cfg, proxy: snap, members: members}, nil
+	return &compiled{cfg: cfg, proxy: snap, members: members, targets: targets, drain: drain}, nil
 }
 
 // parseTrusted parses addresses and CIDRs; a bare address is a /32 or /128.
