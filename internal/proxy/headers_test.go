@@ -1,0 +1,85 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"net/http"
+	"net/netip"
+	"reflect"
+	"testing"
+)
+
+func TestRemoveHopByHopHeaders(t *testing.T) {
+	h := http.Header{
+		"Connection":        {"close, X-Secret", "x-other"},
+		"X-Secret":          {"1"},
+		"X-Other":           {"2"},
+		"Keep-Alive":        {"timeout=5"},
+		"Proxy-Connection":  {"keep-alive"},
+		"Te":                {"gzip"},
+		"Trailer":           {"X-T"},
+		"Transfer-Encoding": {"chunked"},
+		"Upgrade":           {"websocket"},
+		"X-Kept":            {"yes"},
+	}
+	removeHopByHopHeaders(h)
+	want := http.Header{"X-Kept": {"yes"}}
+	if !reflect.DeepEqual(h, want) {
+		t.Fatalf("after removal: %v, want %v", h, want)
+	}
+}
+
+func TestUpgradeType(t *testing.T) {
+	for _, tc := range []struct {
+		h    http.Header
+		want string
+	}{
+		{http.Header{"Connection": {"keep-alive, Upgrade"}, "Upgrade": {"websocket"}}, "websocket"},
+		{http.Header{"Upgrade": {"websocket"}}, ""}, // Upgrade without Connection: upgrade is hop-by-hop noise
+		{http.Header{"Connection": {"upgrade"}}, ""},
+	} {
+		if got := upgradeType(tc.h); got != tc.want {
+			t.Errorf("upgradeType(%v) = %q, want %q", tc.h, got, tc.want)
+		}
+	}
+}
+
+func TestForwardingHeaders(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	f := newForwarding(trusted, "")
+	in := &http.Request{Host: "shop.example", ProtoMajor: 1, ProtoMinor: 1}
+
+	t.Run("untrusted client: forged headers replaced", func(t *testing.T) {
+		h := http.Header{"X-Forwarded-For": {"6.6.6.6"}, "X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {"evil"}, "Forwarded": {"for=6.6.6.6"}}
+		f.setForwardingHeaders(h, in, netip.MustParseAddr("192.0.2.7"))
+		want := http.Header{
+			"X-Forwarded-For":   {"192.0.2.7"},
+			"X-Forwarded-Proto": {"http"},
+			"X-Forwarded-Host":  {"shop.example"},
+			"Via":               {"1.1 load_balancer"},
+		}
+		if !reflect.DeepEqual(h, want) {
+			t.Fatalf("got %v, want %v", h, want)
+		}
+	})
+	t.Run("trusted proxy: chain kept and appended", func(t *testing.T) {
+		h := http.Header{"X-Forwarded-For": {"198.51.100.1"}, "X-Forwarded-Proto": {"https"}, "Via": {"1.1 edge"}}
+		f.setForwardingHeaders(h, in, netip.MustParseAddr("10.1.2.3"))
+		if got := h.Get("X-Forwarded-For"); got != "198.51.100.1, 10.1.2.3" {
+			t.Errorf("X-Forwarded-For = %q", got)
+		}
+		if got := h.Get("X-Forwarded-Proto"); got != "https" {
+			t.Errorf("X-Forwarded-Proto = %q, want the trusted proxy's https", got)
+		}
+		if got := h.Get("Via"); got != "1.1 edge, 1.1 load_balancer" {
+			t.Errorf("Via = %q", got)
+		}
+	})
+	t.Run("TLS client and HTTP/2", func(t *testing.T) {
+		h := http.Header{}
+		tlsIn := &http.Request{Host: "a", ProtoMajor: 2, TLS: &tls.ConnectionState{}}
+		f.setForwardingHeaders(h, tlsIn, netip.MustParseAddr("::ffff:127.0.0.1"))
+		if h.Get("X-Forwarded-Proto") != "https" || h.Get("Via") != "2.0 load_balancer" || h.Get("X-Forwarded-For") != "127.0.0.1" {
+			t.Errorf("got %v", h)
+		}
+	})
+}
