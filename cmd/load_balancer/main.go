@@ -7,6 +7,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"runtime/debug"
 	"slices"
@@ -126,6 +127,12 @@ func newVersionCommand() *cobra.Command {
 func loadConfig(fs *pflag.FlagSet, f *flags) (*config.Config, error) {
 	if !slices.Contains(balancer.Strategies, f.strategy) {
 		return nil, usageError{fmt.Errorf("invalid strategy %q: expected one of round-robin, weighted-round-robin, random, sticky", f.strategy)}
+	}
+	if fs.Changed("port") && f.port == 0 {
+		return nil, usageError{errors.New("invalid port 0: expected 1..65535")}
+	}
+	if err := (&http.Cookie{Name: f.cookieName, Value: "v"}).Valid(); err != nil {
+		return nil, usageError{fmt.Errorf("invalid cookie name %q: expected an HTTP token (letters, digits, !#$%%&'*+-.^_`|~)", f.cookieName)}
 	}
 	if f.logFormat != "text" && f.logFormat != "json" {
 		return nil, usageError{fmt.Errorf("invalid log format %q: expected text or json", f.logFormat)}

@@ -122,7 +122,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body := newRequestBody(r)
 
 	var filter balancer.Filter
-	b := h.stickyBackend(snap, r, &filter, &ex)
+	pinned := stickyBackend(snap, r, &filter)
+	b := pinned
 	last := failNone
 	for {
 		if b == nil {
@@ -139,7 +140,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 		res, f, err := h.attempt(r.Context(), b, r, header, body)
 		if f == failNone {
+			ex.stickyHit = pinned != nil && b == pinned
 			if snap.Sticky != nil && !ex.stickyHit {
+				// No pin, an invalid one, or the pinned backend failed and
+				// another answered: pin the client to the one that answered.
 				w.Header().Add("Set-Cookie", snap.Sticky.Cookie(b, r.TLS != nil))
 			}
 			if upgrade != "" && res.StatusCode == http.StatusSwitchingProtocols {
@@ -181,16 +185,14 @@ func statusAfter(last failure, attempts int, panicMode bool) int {
 
 // stickyBackend returns the backend the request's sticky cookie pins it to,
 // if the strategy is sticky and that backend takes requests.
-func (h *Handler) stickyBackend(snap *Snapshot, r *http.Request, f *balancer.Filter, ex *exchange) *upstream.Backend {
+func stickyBackend(snap *Snapshot, r *http.Request, f *balancer.Filter) *upstream.Backend {
 	if snap.Sticky == nil {
 		return nil
 	}
-	b := snap.Sticky.Lookup(r)
-	if b == nil || !f.Allows(b) {
-		return nil
+	if b := snap.Sticky.Lookup(r); b != nil && f.Allows(b) {
+		return b
 	}
-	ex.stickyHit = true
-	return b
+	return nil
 }
 
 // pick chooses the next backend. When no healthy backend is left it enters
