@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"time"
 )
 
 // logAccess writes the request's access line (when enabled) and an error
@@ -14,15 +13,15 @@ func (h *Handler) logAccess(r *http.Request, ex *exchange) {
 		return
 	}
 	level := slog.LevelInfo
-	if ex.err != nil {
+	if ex.Err != nil {
 		level = slog.LevelWarn
 	}
 	if !ex.accessLog && level == slog.LevelInfo {
 		return
 	}
 	backend := ""
-	if ex.backend != nil {
-		backend = ex.backend.String()
+	if ex.Backend != nil {
+		backend = ex.Backend.String()
 	}
 	attrs := [...]slog.Attr{
 		slog.String("client", r.RemoteAddr),
@@ -30,16 +29,18 @@ func (h *Handler) logAccess(r *http.Request, ex *exchange) {
 		slog.String("host", r.Host),
 		slog.String("path", r.URL.Path),
 		slog.String("proto", r.Proto),
-		slog.Int("status", ex.status),
-		slog.Int64("bytes", ex.bytes),
-		slog.Duration("duration", time.Since(ex.start)),
+		slog.Int("status", ex.Status),
+		slog.Int64("bytes", ex.BytesOut),
+		slog.Int64("bytes_in", ex.BytesIn),
+		slog.Duration("duration", ex.Duration),
 		slog.String("backend", backend),
-		slog.Int("attempts", ex.attempts),
-		slog.Bool("sticky", ex.stickyHit),
-		slog.Any("error", ex.err),
+		slog.Int("attempts", ex.Attempts),
+		slog.Bool("sticky", ex.StickyHit),
+		slog.String("trace_id", ex.TraceID),
+		slog.Any("error", ex.Err),
 	}
 	n := len(attrs)
-	if ex.err == nil {
+	if ex.Err == nil {
 		n-- // no error attribute
 	}
 	h.Log.LogAttrs(context.Background(), level, "access", attrs[:n]...)

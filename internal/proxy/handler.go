@@ -10,7 +10,6 @@
 package proxy
 
 import (
-	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -65,6 +64,11 @@ type Handler struct {
 	Log *slog.Logger
 	// Observer, if not nil, is told the outcome of every attempt.
 	Observer Observer
+	// Metrics, if not nil, counts every request.
+	Metrics Metrics
+	// Tracer, if not nil, makes a span per request and per attempt. Nil
+	// (tracing off) costs nothing.
+	Tracer Tracer
 
 	tunnels tunnelSet
 }
@@ -91,35 +95,40 @@ func (h *Handler) Snapshot() *Snapshot { return h.snapshot.Load() }
 
 // exchange is the state of one client request while it is being served.
 type exchange struct {
-	start     time.Time
-	backend   *upstream.Backend
-	attempts  int
-	status    int
-	bytes     int64
-	stickyHit bool
-	accessLog bool  // the snapshot's AccessLog
-	err       error // last backend error, for the log
+	Summary
+	accessLog bool         // the snapshot's AccessLog
+	body      *requestBody // nil without a request body
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	snap := h.snapshot.Load()
-	ex := exchange{start: time.Now(), accessLog: snap.AccessLog}
-	defer h.logAccess(r, &ex)
+	ex := exchange{Summary: Summary{Start: time.Now()}, accessLog: snap.AccessLog}
+	if h.Tracer != nil {
+		var span RequestSpan
+		r, span = h.Tracer.StartRequest(r)
+		ex.TraceID = span.TraceID()
+		defer func() { span.End(&ex.Summary) }()
+	}
+	if h.Metrics != nil {
+		h.Metrics.RequestStarted()
+	}
+	defer h.finish(r, &ex)
 
 	if len(r.RequestURI) > snap.MaxURIBytes {
-		ex.status = http.StatusRequestURITooLong
-		writeError(w, ex.status)
+		ex.Status = http.StatusRequestURITooLong
+		writeError(w, ex.Status)
 		return
 	}
 	if r.Method == http.MethodConnect {
 		// A load balancer is not a forward proxy: CONNECT tunnels are refused.
-		ex.status = http.StatusMethodNotAllowed
-		writeError(w, ex.status)
+		ex.Status = http.StatusMethodNotAllowed
+		writeError(w, ex.Status)
 		return
 	}
 
 	header, upgrade := outgoingHeader(r, snap)
 	body := newRequestBody(r)
+	ex.body = body
 
 	var filter balancer.Filter
 	pinned := stickyBackend(snap, r, &filter)
@@ -130,38 +139,38 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			b = pick(snap, r, &filter)
 		}
 		if b == nil {
-			ex.status = statusAfter(last, ex.attempts, filter.IgnoreHealth)
-			writeError(w, ex.status)
+			ex.Status = statusAfter(last, ex.Attempts, filter.IgnoreHealth)
+			writeError(w, ex.Status)
 			return
 		}
 		filter.Exclude(b)
-		ex.attempts++
-		ex.backend = b
+		ex.Attempts++
+		ex.Backend = b
 
-		res, f, err := h.attempt(r.Context(), b, r, header, body)
+		res, f, err := h.attempt(r, b, ex.Attempts, header, body, &ex.Summary)
 		if f == failNone {
-			ex.stickyHit = pinned != nil && b == pinned
-			if snap.Sticky != nil && !ex.stickyHit {
+			ex.StickyHit = pinned != nil && b == pinned
+			if snap.Sticky != nil && !ex.StickyHit {
 				// No pin, an invalid one, or the pinned backend failed and
 				// another answered: pin the client to the one that answered.
 				w.Header().Add("Set-Cookie", snap.Sticky.Cookie(b, r.TLS != nil))
 			}
 			if upgrade != "" && res.StatusCode == http.StatusSwitchingProtocols {
-				ex.status = h.serveUpgrade(w, res, upgrade, &ex)
+				ex.Status = h.serveUpgrade(w, res, upgrade, &ex)
 				return
 			}
 			h.respond(w, res, snap, &ex)
 			return
 		}
-		ex.err = err
+		ex.Err = err
 		if f == failCanceled {
-			ex.status = statusClientClosed
+			ex.Status = statusClientClosed
 			return
 		}
 		last = f
-		if ex.attempts >= snap.Attempts || !retryable(f, r, body) {
-			ex.status = statusAfter(last, ex.attempts, filter.IgnoreHealth)
-			writeError(w, ex.status)
+		if ex.Attempts >= snap.Attempts || !retryable(f, r, body) {
+			ex.Status = statusAfter(last, ex.Attempts, filter.IgnoreHealth)
+			writeError(w, ex.Status)
 			return
 		}
 		b = nil
@@ -229,9 +238,14 @@ func isIdempotent(method string) bool {
 }
 
 // attempt forwards the request to b once and classifies the outcome.
-func (h *Handler) attempt(ctx context.Context, b *upstream.Backend, r *http.Request, header http.Header, body *requestBody) (*http.Response, failure, error) {
-	out := new(http.Request)
-	*out = *r // shallow: method, proto, Host, trailers, context
+func (h *Handler) attempt(r *http.Request, b *upstream.Backend, n int, header http.Header, body *requestBody, sum *Summary) (*http.Response, failure, error) {
+	ctx := r.Context()
+	var span AttemptSpan
+	if h.Tracer != nil {
+		// The attempt's span context goes to the backend in traceparent.
+		ctx, span = h.Tracer.StartAttempt(ctx, b, n, header)
+	}
+	out := r.WithContext(ctx) // a shallow copy: method, proto, Host, trailers
 	out.URL = &url.URL{
 		Scheme:   b.Address().Scheme,
 		Host:     b.HostPort(),
@@ -253,7 +267,12 @@ func (h *Handler) attempt(ctx context.Context, b *upstream.Backend, r *http.Requ
 	}
 
 	b.Begin()
+	sent := time.Now()
 	res, err := b.Transport().RoundTrip(out)
+	sum.BackendDuration = time.Since(sent)
+	if span != nil {
+		span.End(res, err)
+	}
 	if err == nil {
 		b.End(false)
 		if h.Observer != nil {
@@ -265,7 +284,7 @@ func (h *Handler) attempt(ctx context.Context, b *upstream.Backend, r *http.Requ
 		}
 		return res, failNone, nil
 	}
-	f := classify(err, ctx)
+	f := classify(err, r.Context())
 	b.End(f != failCanceled)
 	if h.Observer != nil && f != failCanceled {
 		h.Observer.Observe(b, outcomeOf(f))
@@ -332,11 +351,11 @@ func (h *Handler) respond(w http.ResponseWriter, res *http.Response, snap *Snaps
 	appendVia(dst, snap.fwd.viaFor(res.ProtoMajor, res.ProtoMinor))
 	announced := len(res.Trailer)
 	announceTrailers(w, res)
-	ex.status = res.StatusCode
+	ex.Status = res.StatusCode
 	w.WriteHeader(res.StatusCode)
 
 	n, err := streamBody(w, res.Body, shouldFlushEachRead(res))
-	ex.bytes = n
+	ex.BytesOut = n
 	if err != nil {
 		if errors.Is(err, errClientWrite) {
 			return // the client went away; its context cancels the backend
@@ -345,7 +364,7 @@ func (h *Handler) respond(w http.ResponseWriter, res *http.Response, snap *Snaps
 		// chunk, short Content-Length) is the only way to tell the client
 		// the response is incomplete.
 		// The deferred access log line still runs.
-		ex.err = err
+		ex.Err = err
 		panic(http.ErrAbortHandler)
 	}
 	copyTrailers(w, res, announced)
@@ -357,7 +376,8 @@ func (h *Handler) respond(w http.ResponseWriter, res *http.Response, snap *Snaps
 // body that a retry still needs.
 type requestBody struct {
 	rc   io.ReadCloser
-	used atomic.Bool
+	used atomic.Bool  // Read was called: the body may be partly consumed
+	n    atomic.Int64 // bytes read
 }
 
 // newRequestBody returns nil for requests without a body.
@@ -370,7 +390,9 @@ func newRequestBody(r *http.Request) *requestBody {
 
 func (b *requestBody) Read(p []byte) (int, error) {
 	b.used.Store(true)
-	return b.rc.Read(p)
+	n, err := b.rc.Read(p)
+	b.n.Add(int64(n))
+	return n, err
 }
 
 func (b *requestBody) Close() error { return nil }
