@@ -44,7 +44,10 @@ type Backend struct {
 	transport atomic.Pointer[transportBox]
 
 	healthy  atomic.Bool  // result of health checking; starts true
-	draining atomic.Bool  // operator asked for no new requests
+	// Draining has two sources, kept apart so that a reload of the file
+	// does not undo a drain asked through the admin API, nor the reverse.
+	drainConfig atomic.Bool // drain: true in the config file
+	drainAdmin  atomic.Bool // drained through the admin API
 	inFlight atomic.Int64 // requests being forwarded right now
 	requests atomic.Uint64
 	failures atomic.Uint64
@@ -88,16 +91,24 @@ func (b *Backend) Healthy() bool { return b.healthy.Load() }
 // changed.
 func (b *Backend) SetHealthy(up bool) (changed bool) { return b.healthy.Swap(up) != up }
 
-// Draining reports whether the backend takes no new requests.
-func (b *Backend) Draining() bool { return b.draining.Load() }
+// Draining reports whether the backend takes no new requests (no new
+// sticky sessions either; requests in flight finish), because the config
+// file or the admin API says so.
+func (b *Backend) Draining() bool { return b.drainConfig.Load() || b.drainAdmin.Load() }
 
-// SetDraining marks the backend as draining (no new requests or sticky
-// sessions; requests in flight finish) or takes it back into service.
-func (b *Backend) SetDraining(d bool) { b.draining.Store(d) }
+// SetDraining records the config file's drain setting.
+func (b *Backend) SetDraining(d bool) { b.drainConfig.Store(d) }
+
+// SetAdminDrain records a drain (true) or an enable (false) asked through
+// the admin API. An enable does not override drain: true in the file.
+func (b *Backend) SetAdminDrain(d bool) { b.drainAdmin.Store(d) }
+
+// DrainSources reports which sources ask the backend to drain.
+func (b *Backend) DrainSources() (config, admin bool) { return b.drainConfig.Load(), b.drainAdmin.Load() }
 
 // Available reports whether new requests may go to the backend: healthy and
 // not draining.
-func (b *Backend) Available() bool { return b.healthy.Load() && !b.draining.Load() }
+func (b *Backend) Available() bool { return b.healthy.Load() && !b.Draining() }
 
 // InFlight returns the number of requests being forwarded to the backend.
 func (b *Backend) InFlight() int64 { return b.inFlight.Load() }
