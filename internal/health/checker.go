@@ -219,7 +219,7 @@ func (c *Checker) reconfigure(st *backendState, t Target) {
 // are on. st.mu and c.mu are held; st has no running prober.
 func (c *Checker) configure(st *backendState, t Target) {
 	st.check, st.tls, st.spec = t.Check, t.TLS, nil
-	if !activeEnabled(t.Check) {
+	if !t.Check.IsEnabled() {
 		return
 	}
 	spec, problems := newProbeSpec(t)

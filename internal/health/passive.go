@@ -46,14 +46,6 @@ func (o Outcome) String() string {
 	return fmt.Sprintf("Outcome(%d)", int(o))
 }
 
-// Passive defaults, used for zero fields of config.Passive (the loader
-// applies the same ones).
-const (
-	defaultConsecutiveFailures = 3
-	defaultBaseEjection        = 5 * time.Second
-	defaultMaxEjection         = 2 * time.Minute
-)
-
 // passiveConfig is config.Passive compiled for Observe.
 type passiveConfig struct {
 	enabled  bool
@@ -69,20 +61,20 @@ type passiveConfig struct {
 // Ejections in force run their course with the cooldown they started with.
 func (c *Checker) SetPassive(p config.Passive) {
 	pc := &passiveConfig{
-		enabled:  p.Enabled == nil || *p.Enabled,
+		enabled:  p.IsEnabled(),
 		failures: int32(min(max(p.ConsecutiveFailures, 0), 1<<30)),
 		fives:    int32(min(max(p.Consecutive5xx, 0), 1<<30)),
 		base:     p.BaseEjection.D(),
 		max:      p.MaxEjection.D(),
 	}
 	if pc.failures == 0 {
-		pc.failures = defaultConsecutiveFailures
+		pc.failures = config.DefaultConsecutiveFailures
 	}
 	if pc.base <= 0 {
-		pc.base = defaultBaseEjection
+		pc.base = config.DefaultBaseEjection
 	}
 	if pc.max <= 0 {
-		pc.max = max(defaultMaxEjection, pc.base)
+		pc.max = max(config.DefaultMaxEjection, pc.base)
 	}
 	pc.max = max(pc.max, pc.base)
 	c.passive.Store(pc)

@@ -11,25 +11,12 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/lbproject/load_balancer/internal/config"
 	"github.com/lbproject/load_balancer/internal/upstream"
-)
-
-// Defaults used when a field of config.HealthCheck is left at its zero value.
-// The config loader applies the same defaults; these only make the package
-// safe to use with a hand-built HealthCheck.
-const (
-	defaultInterval     = 2 * time.Second
-	defaultTimeout      = time.Second
-	defaultJitter       = 0.1
-	defaultFall         = 2
-	defaultRise         = 2
-	defaultExpectStatus = "200-399"
 )
 
 // maxBodyMatch is how much of an HTTP probe's body is searched for
@@ -48,19 +35,16 @@ type probeSpec struct {
 	fall      int
 	rise      int
 	request   []byte // the whole HTTP/1.1 request of an http probe
-	statuses  statusRanges
+	statusLo  int    // accepted status codes, inclusive
+	statusHi  int
 	expectRaw string // ExpectStatus as written, for reasons
 	body      string // ExpectBody
 }
 
-// activeEnabled reports whether active checks are on for h: Enabled nil
-// (the default) or true. It is config.HealthCheck.IsEnabled, kept local so
-// that this package does not depend on the loader's helpers.
-func activeEnabled(h config.HealthCheck) bool { return h.Enabled == nil || *h.Enabled }
-
-// newProbeSpec compiles a target's check. Invalid values that the config
-// loader should have rejected fall back to the defaults; the returned
-// problems say which (the caller logs them once).
+// newProbeSpec compiles a target's check. Zero fields take config's
+// defaults (the loader has applied them already; this keeps a hand-built
+// HealthCheck safe). Invalid values that the loader rejects fall back to
+// the defaults too; the returned problems say which (the caller logs them).
 func newProbeSpec(t Target) (*probeSpec, []string) {
 	h := t.Check
 	var problems []string
@@ -69,26 +53,23 @@ func newProbeSpec(t Target) (*probeSpec, []string) {
 		hostPort:  t.Backend.HostPort(),
 		timeout:   h.Timeout.D(),
 		interval:  h.Interval.D(),
-		jitter:    defaultJitter,
+		jitter:    min(max(h.JitterFraction(), 0), 1),
 		fall:      h.Fall,
 		rise:      h.Rise,
 		expectRaw: h.ExpectStatus,
 		body:      h.ExpectBody,
 	}
 	if s.interval <= 0 {
-		s.interval = defaultInterval
+		s.interval = config.DefaultHealthInterval
 	}
 	if s.timeout <= 0 {
-		s.timeout = defaultTimeout
-	}
-	if h.Jitter != nil {
-		s.jitter = min(max(*h.Jitter, 0), 1)
+		s.timeout = config.DefaultHealthTimeout
 	}
 	if s.fall <= 0 {
-		s.fall = defaultFall
+		s.fall = config.DefaultFall
 	}
 	if s.rise <= 0 {
-		s.rise = defaultRise
+		s.rise = config.DefaultRise
 	}
 	switch s.kind {
 	case "tcp", "http":
@@ -106,15 +87,15 @@ func newProbeSpec(t Target) (*probeSpec, []string) {
 	}
 	if s.kind == "http" {
 		if s.expectRaw == "" {
-			s.expectRaw = defaultExpectStatus
+			s.expectRaw = config.DefaultExpectStatus
 		}
-		r, err := parseStatusRanges(s.expectRaw)
-		if err != nil {
-			problems = append(problems, fmt.Sprintf("expect_status: %v, using %s", err, defaultExpectStatus))
-			s.expectRaw = defaultExpectStatus
-			r, _ = parseStatusRanges(defaultExpectStatus)
+		lo, hi, ok := h.StatusRange()
+		if !ok {
+			problems = append(problems, fmt.Sprintf("invalid expect_status %q, using %s", s.expectRaw, config.DefaultExpectStatus))
+			s.expectRaw = config.DefaultExpectStatus
+			lo, hi, _ = config.HealthCheck{}.StatusRange()
 		}
-		s.statuses = r
+		s.statusLo, s.statusHi = lo, hi
 		req, err := buildRequest(h.Path, probeHost(h.Host, t.Backend.Address()))
 		if err != nil {
 			problems = append(problems, err.Error()+", using /")
@@ -224,7 +205,7 @@ func (s *probeSpec) run(ctx context.Context) error {
 		return s.fail("http", err)
 	}
 	defer resp.Body.Close()
-	if !s.statuses.contain(resp.StatusCode) {
+	if resp.StatusCode < s.statusLo || resp.StatusCode > s.statusHi {
 		return fmt.Errorf("http status %d not in %s", resp.StatusCode, s.expectRaw)
 	}
 	if s.body == "" {
@@ -267,36 +248,4 @@ func describe(err error, timeout time.Duration) string {
 		return op.Err.Error()
 	}
 	return err.Error()
-}
-
-// statusRanges is a parsed ExpectStatus: inclusive ranges of status codes.
-type statusRanges []struct{ lo, hi int }
-
-// parseStatusRanges parses "200", "200-399" or a comma-separated list of
-// those ("200,204,300-399").
-func parseStatusRanges(s string) (statusRanges, error) {
-	var r statusRanges
-	for part := range strings.SplitSeq(s, ",") {
-		part = strings.TrimSpace(part)
-		loS, hiS, isRange := strings.Cut(part, "-")
-		lo, err1 := strconv.Atoi(strings.TrimSpace(loS))
-		hi, err2 := lo, error(nil)
-		if isRange {
-			hi, err2 = strconv.Atoi(strings.TrimSpace(hiS))
-		}
-		if err1 != nil || err2 != nil || lo < 100 || hi > 599 || lo > hi {
-			return nil, fmt.Errorf("invalid status range %q", part)
-		}
-		r = append(r, struct{ lo, hi int }{lo, hi})
-	}
-	return r, nil
-}
-
-func (r statusRanges) contain(code int) bool {
-	for _, x := range r {
-		if code >= x.lo && code <= x.hi {
-			return true
-		}
-	}
-	return false
 }

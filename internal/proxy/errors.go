@@ -24,6 +24,7 @@ const (
 	failTimeout          // no response header within the timeout
 	failProtocol         // the backend answered something that is not HTTP
 	failCanceled         // the client went away; not the backend's fault
+	failClientBody       // the client's request body was malformed or cut short
 )
 
 // classify maps a RoundTrip error to its failure class.
@@ -89,4 +90,5 @@ var errorBodies = map[int]string{
 	http.StatusServiceUnavailable: "503 Service Unavailable: no healthy backend\n",
 	http.StatusGatewayTimeout:     "504 Gateway Timeout\n",
 	http.StatusRequestURITooLong:  "414 URI Too Long\n",
+	http.StatusBadRequest:         "400 Bad Request\n",
 }

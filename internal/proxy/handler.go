@@ -126,6 +126,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
+		// Go's server drops a Content-Length sent beside
+		// "Transfer-Encoding: chunked" without telling the handler. RFC 9112
+		// §6.1 asks to close the connection after such a request, since a
+		// peer in front may have framed it by Content-Length (request
+		// smuggling). Not knowing, close after every chunked request.
+		w.Header()["Connection"] = []string{"close"}
+	}
 	header, upgrade := outgoingHeader(r, snap)
 	body := newRequestBody(r)
 	ex.body = body
@@ -165,6 +173,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ex.Err = err
 		if f == failCanceled {
 			ex.Status = statusClientClosed
+			return
+		}
+		if f == failClientBody {
+			// The client's body was malformed or cut: its fault, not the
+			// backend's, so no retry, no health penalty, and a 400.
+			ex.Status = http.StatusBadRequest
+			writeError(w, ex.Status)
 			return
 		}
 		last = f
@@ -211,8 +226,15 @@ func pick(snap *Snapshot, r *http.Request, f *balancer.Filter) *upstream.Backend
 	if b := snap.Picker.Pick(r, *f); b != nil || f.IgnoreHealth {
 		return b
 	}
-	f.IgnoreHealth = true
-	return snap.Picker.Pick(r, *f)
+	// Nothing healthy is left untried. Panic mode starts only if a backend
+	// marked down remains, not merely because every healthy one was tried.
+	panicFilter := *f
+	panicFilter.IgnoreHealth = true
+	b := snap.Picker.Pick(r, panicFilter)
+	if b != nil {
+		f.IgnoreHealth = true
+	}
+	return b
 }
 
 // retryable reports whether a failed attempt may be repeated on another
@@ -227,6 +249,11 @@ func retryable(f failure, r *http.Request, body *requestBody) bool {
 		return body == nil && isIdempotent(r.Method)
 	}
 	return false
+}
+
+// expectsContinue reports whether the client sent "Expect: 100-continue".
+func expectsContinue(r *http.Request) bool {
+	return headerHasToken(r.Header["Expect"], "100-continue")
 }
 
 func isIdempotent(method string) bool {
@@ -257,7 +284,12 @@ func (h *Handler) attempt(r *http.Request, b *upstream.Backend, n int, header ht
 	}
 	out.RequestURI = ""
 	out.Header = header
-	out.Close = false
+	// A request that expects 100-continue uses a connection of its own:
+	// when the backend refuses the body with a final status on a
+	// keep-alive connection, Go's transport would send the body anyway to
+	// keep the connection reusable, and reading it makes our server tell the
+	// client "100 Continue", defeating the client's expectation.
+	out.Close = expectsContinue(r)
 	out.TransferEncoding = nil
 	if body == nil {
 		out.Body = nil
@@ -285,8 +317,11 @@ func (h *Handler) attempt(r *http.Request, b *upstream.Backend, n int, header ht
 		return res, failNone, nil
 	}
 	f := classify(err, r.Context())
-	b.End(f != failCanceled)
-	if h.Observer != nil && f != failCanceled {
+	if body != nil && body.clientError() {
+		f = failClientBody
+	}
+	b.End(f != failCanceled && f != failClientBody)
+	if h.Observer != nil && f != failCanceled && f != failClientBody {
 		h.Observer.Observe(b, outcomeOf(f))
 	}
 	return nil, f, err
@@ -375,10 +410,14 @@ func (h *Handler) respond(w http.ResponseWriter, res *http.Response, snap *Snaps
 // retried, and ignores Close, so that a failed attempt does not close the
 // body that a retry still needs.
 type requestBody struct {
-	rc   io.ReadCloser
-	used atomic.Bool  // Read was called: the body may be partly consumed
-	n    atomic.Int64 // bytes read
+	rc     io.ReadCloser
+	used   atomic.Bool  // Read was called: the body may be partly consumed
+	n      atomic.Int64 // bytes read
+	failed atomic.Bool  // reading the client's body failed (malformed, cut)
 }
+
+// clientError reports whether reading the client's body failed.
+func (b *requestBody) clientError() bool { return b.failed.Load() }
 
 // newRequestBody returns nil for requests without a body.
 func newRequestBody(r *http.Request) *requestBody {
@@ -392,6 +431,9 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	b.used.Store(true)
 	n, err := b.rc.Read(p)
 	b.n.Add(int64(n))
+	if err != nil && err != io.EOF {
+		b.failed.Store(true)
+	}
 	return n, err
 }
 

@@ -46,7 +46,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		Handler:           s.handler,
 		ReadHeaderTimeout: cfg.Timeouts.ClientHeader.D(),
 		IdleTimeout:       cfg.Timeouts.ClientIdle.D(),
-		MaxHeaderBytes:    cfg.Limits.MaxHeaderBytes,
+		MaxHeaderBytes:    goMaxHeaderBytes(cfg.Limits.MaxHeaderBytes),
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		Protocols:         new(http.Protocols),
 	}
@@ -54,6 +54,14 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	s.http.Protocols.SetHTTP1(true)
 	s.http.Protocols.SetUnencryptedHTTP2(true)
 	return s, nil
+}
+
+// goMaxHeaderBytes converts limits.max_header_bytes (the whole request head:
+// request line and header fields) to http.Server.MaxHeaderBytes, to which
+// Go's server adds 4096 bytes of slack (so limits under 4 KiB act as 4 KiB).
+func goMaxHeaderBytes(limit int) int {
+	const slack = 4096
+	return max(limit-slack, 1)
 }
 
 // Handler returns the proxy handler (for tests and the admin API).
@@ -74,6 +82,11 @@ func (s *Server) Apply(cfg *config.Config) error {
 	}
 	s.checker.SetPassive(cfg.Passive)
 	s.checker.Update(c.targets)
+	if s.current != nil {
+		// Backends this reload added get a first probe before they take
+		// traffic (bounded: one that does not answer in time joins healthy).
+		s.checker.InitialRound(context.Background(), initialProbeBound)
+	}
 	s.handler.Store(c.proxy)
 	s.current = c
 	for _, b := range removed {
@@ -96,9 +109,12 @@ func (s *Server) Listen(addr string) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
-	s.listener = ln
+	s.listener = uriLimitListener{Listener: ln, maxURI: s.Config().Limits.MaxURIBytes}
 	return nil
 }
+
+// initialProbeBound bounds the first probe round of backends a reload adds.
+const initialProbeBound = time.Second
 
 // CheckHealth runs one round of health probes of every backend and waits
 // for it at most bound. Backends that fail it start out of rotation; those
