@@ -18,13 +18,13 @@ import (
 type failure int
 
 const (
-	failNone     failure = iota
-	failConnect          // no connection: refused, unreachable, dial or TLS failure; request not sent
-	failReset            // connection broke before any response byte (reset, EOF)
-	failTimeout          // no response header within the timeout
-	failProtocol         // the backend answered something that is not HTTP
-	failCanceled         // the client went away; not the backend's fault
-	failClientBody       // the client's request body was malformed or cut short
+	failNone       failure = iota
+	failConnect            // no connection: refused, unreachable, dial or TLS failure; request not sent
+	failReset              // connection broke before any response byte (reset, EOF)
+	failTimeout            // no response header within the timeout
+	failProtocol           // the backend answered something that is not HTTP
+	failCanceled           // the client went away; not the backend's fault
+	failClientBody         // the client's request body was malformed or cut short
 )
 
 // classify maps a RoundTrip error to its failure class.

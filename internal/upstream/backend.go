@@ -43,14 +43,14 @@ type Backend struct {
 	// closed and its busy ones finish their requests.
 	transport atomic.Pointer[transportBox]
 
-	healthy  atomic.Bool  // result of health checking; starts true
+	healthy atomic.Bool // result of health checking; starts true
 	// Draining has two sources, kept apart so that a reload of the file
 	// does not undo a drain asked through the admin API, nor the reverse.
-	drainConfig atomic.Bool // drain: true in the config file
-	drainAdmin  atomic.Bool // drained through the admin API
-	inFlight atomic.Int64 // requests being forwarded right now
-	requests atomic.Uint64
-	failures atomic.Uint64
+	drainConfig atomic.Bool  // drain: true in the config file
+	drainAdmin  atomic.Bool  // drained through the admin API
+	inFlight    atomic.Int64 // requests being forwarded right now
+	requests    atomic.Uint64
+	failures    atomic.Uint64
 }
 
 // NewBackend returns a healthy, non-draining backend for addr that forwards
@@ -104,7 +104,9 @@ func (b *Backend) SetDraining(d bool) { b.drainConfig.Store(d) }
 func (b *Backend) SetAdminDrain(d bool) { b.drainAdmin.Store(d) }
 
 // DrainSources reports which sources ask the backend to drain.
-func (b *Backend) DrainSources() (config, admin bool) { return b.drainConfig.Load(), b.drainAdmin.Load() }
+func (b *Backend) DrainSources() (config, admin bool) {
+	return b.drainConfig.Load(), b.drainAdmin.Load()
+}
 
 // Available reports whether new requests may go to the backend: healthy and
 // not draining.
