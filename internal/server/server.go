@@ -76,7 +76,6 @@ func (s *Server) Apply(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	removed := s.reg.commit(c.members)
 	for b, d := range c.drain {
 		b.SetDraining(d)
 	}
@@ -86,13 +85,42 @@ func (s *Server) Apply(cfg *config.Config) error {
 		// Backends this reload added get a first probe before they take
 		// traffic (bounded: one that does not answer in time joins healthy).
 		s.checker.InitialRound(context.Background(), initialProbeBound)
+		s.warnRestartOnly(s.current.cfg, cfg)
 	}
 	s.handler.Store(c.proxy)
+	// After the swap, so that no new request picks a removed backend once
+	// its idle connections are closed.
+	removed := s.reg.commit(c.members)
 	s.current = c
 	for _, b := range removed {
 		s.log.Info("backend removed", "backend", b.String(), "in_flight", b.InFlight())
 	}
 	return nil
+}
+
+// warnRestartOnly logs the settings a reload changed that only take effect
+// at the next start: they belong to the listener and the process, not to
+// the snapshot.
+func (s *Server) warnRestartOnly(old, next *config.Config) {
+	var keys []string
+	if old.Listen != next.Listen {
+		keys = append(keys, "listen")
+	}
+	if old.Timeouts.ClientHeader != next.Timeouts.ClientHeader || old.Timeouts.ClientIdle != next.Timeouts.ClientIdle {
+		keys = append(keys, "timeouts.client_header/client_idle")
+	}
+	if old.Limits.MaxHeaderBytes != next.Limits.MaxHeaderBytes {
+		keys = append(keys, "limits.max_header_bytes")
+	}
+	if old.Log.File != next.Log.File || old.Log.Format != next.Log.Format || old.Log.Level != next.Log.Level {
+		keys = append(keys, "log")
+	}
+	if old.Admin != next.Admin {
+		keys = append(keys, "admin")
+	}
+	if len(keys) > 0 {
+		s.log.Warn("config reload: these settings apply at the next start only", "keys", keys)
+	}
 }
 
 // Config returns the running configuration.
