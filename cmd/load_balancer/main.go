@@ -7,10 +7,12 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"runtime/debug"
 	"slices"
+	"strconv"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -37,6 +39,9 @@ type flags struct {
 	logFormat  string
 	watch      bool
 	intervalMS uint32
+
+	adminAddr      string
+	adminTokenFile string
 }
 
 func main() {
@@ -82,6 +87,8 @@ Flags given on the command line win over the same settings in the config file.`,
 	fs.StringVar(&f.logFormat, "log-format", config.DefaultLogFormat, "log format: text or json")
 	fs.BoolVarP(&f.watch, "watch", "w", false, "watch the config file and reload it when it changes")
 	fs.Uint32VarP(&f.intervalMS, "interval", "i", 2000, "config file watch interval in milliseconds")
+	fs.StringVar(&f.adminAddr, "admin-addr", config.DefaultAdminAddr, `admin listener (metrics, API, dashboard): HOST:PORT, or "off"`)
+	fs.StringVar(&f.adminTokenFile, "admin-token-file", "", "file holding the bearer token that admin calls changing state (POST) need")
 
 	root.AddCommand(newCheckCommand(), newVersionCommand())
 	return root
@@ -137,6 +144,11 @@ func loadConfig(fs *pflag.FlagSet, f *flags) (*config.Config, error) {
 	if f.logFormat != "text" && f.logFormat != "json" {
 		return nil, usageError{fmt.Errorf("invalid log format %q: expected text or json", f.logFormat)}
 	}
+	if fs.Changed("admin-addr") {
+		if err := checkAdminAddr(f.adminAddr); err != nil {
+			return nil, usageError{err}
+		}
+	}
 	if f.intervalMS == 0 {
 		return nil, usageError{errors.New("invalid interval 0: expected a positive number of milliseconds")}
 	}
@@ -170,7 +182,31 @@ func loadConfig(fs *pflag.FlagSet, f *flags) (*config.Config, error) {
 	if fs.Changed("log-format") {
 		cfg.Log.Format = f.logFormat
 	}
+	if fs.Changed("admin-addr") {
+		cfg.Admin.Addr = f.adminAddr
+	}
+	if fs.Changed("admin-token-file") {
+		cfg.Admin.TokenFile = f.adminTokenFile
+	}
 	return cfg, nil
+}
+
+// checkAdminAddr validates --admin-addr: "off" or HOST:PORT, port 0..65535
+// (0 picks a free port; the bound address is logged).
+func checkAdminAddr(addr string) error {
+	if addr == config.AdminOff {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err == nil {
+		if n, perr := strconv.Atoi(port); perr != nil || n < 0 || n > 65535 {
+			err = errors.New("port out of range")
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("invalid admin address %q: expected \"off\" or HOST:PORT, e.g. %s", addr, config.DefaultAdminAddr)
+	}
+	return nil
 }
 
 // usageError marks a bad command line (exit status 2, as flag parsing

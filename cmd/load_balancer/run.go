@@ -42,14 +42,32 @@ func run(ctx context.Context, cfg *config.Config, f *flags, reload func() (*conf
 	}
 	defer closeLog.Close()
 
-	srv, err := server.New(cfg, log)
+	metrics := newMetrics(cfg)
+	srv, err := server.NewWithOptions(cfg, log, serverOptions(metrics))
 	if err != nil {
 		return err
+	}
+	telemetry.LogTracingErrors(log)
+	tracer, stopTracing, err := telemetry.NewTracer(ctx, cfg.Tracing, buildVersion())
+	if err != nil {
+		return fmt.Errorf("tracing: %w", err)
+	}
+	defer flushTraces(log, stopTracing)
+	if tracer != nil { // a nil *Tracer in the interface would not be nil
+		srv.Handler().Tracer = tracer
+		log.Info("tracing on", "service", cfg.Tracing.ServiceName)
 	}
 	addr := net.JoinHostPort(cfg.Listen.Host, strconv.Itoa(cfg.Listen.Port))
 	if err := srv.Listen(addr); err != nil {
 		return err
 	}
+	stopAdmin, err := startAdmin(log, cfg, srv, metrics, func() server.Reload {
+		return applyReload(srv, reload, "admin API")
+	})
+	if err != nil {
+		return err
+	}
+	defer stopAdmin()
 	// One bounded round of probes first: backends proven down start out of
 	// rotation, the others start healthy.
 	srv.CheckHealth(ctx, initialHealthBound)
@@ -62,7 +80,7 @@ func run(ctx context.Context, cfg *config.Config, f *flags, reload func() (*conf
 		w := config.NewWatcher(f.configFile, interval)
 		watching.Go(func() {
 			w.Run(watchCtx,
-				func() { applyReload(log, srv, reload, "file change") },
+				func() { applyReload(srv, reload, "file change") },
 				func(err error) { log.Warn("config watch: no file notifications, polling only", "error", err.Error()) })
 		})
 		log.Info("watching config file", "file", f.configFile, "interval", interval.String())
@@ -86,13 +104,22 @@ func run(ctx context.Context, cfg *config.Config, f *flags, reload func() (*conf
 			return err
 		case sig := <-signals:
 			if sig == syscall.SIGHUP {
-				applyReload(log, srv, reload, "SIGHUP")
+				applyReload(srv, reload, "SIGHUP")
 				continue
 			}
 			return shutdown(log, srv, sig, signals, served)
 		case <-ctx.Done():
 			return shutdown(log, srv, nil, signals, served)
 		}
+	}
+}
+
+// flushTraces exports the spans still buffered, for at most five seconds.
+func flushTraces(log *slog.Logger, stop func(context.Context) error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := stop(ctx); err != nil {
+		log.Warn("tracing: flushing spans failed", "error", err.Error())
 	}
 }
 
@@ -104,11 +131,21 @@ func shutdown(log *slog.Logger, srv *server.Server, sig os.Signal, signals <-cha
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	go func() {
-		select {
-		case s := <-signals:
-			log.Warn("second signal: exiting now", "signal", s.String())
-			cancel()
-		case <-ctx.Done():
+		for {
+			select {
+			case s := <-signals:
+				if s == syscall.SIGHUP {
+					// A reload signal (log rotators send it) is not a
+					// second stop signal.
+					log.Info("SIGHUP ignored: shutting down")
+					continue
+				}
+				log.Warn("second signal: exiting now", "signal", s.String())
+				cancel()
+				return
+			case <-ctx.Done():
+				return
+			}
 		}
 	}()
 	if err := srv.Shutdown(ctx); err != nil {
@@ -122,15 +159,8 @@ func shutdown(log *slog.Logger, srv *server.Server, sig os.Signal, signals <-cha
 }
 
 // applyReload loads the configuration again and applies it; a bad file
-// leaves the running configuration in service.
-func applyReload(log *slog.Logger, srv *server.Server, reload func() (*config.Config, error), why string) {
-	cfg, err := reload()
-	if err == nil {
-		err = srv.Apply(cfg)
-	}
-	if err != nil {
-		log.Error("config reload failed; running config kept", "trigger", why, "error", err.Error())
-		return
-	}
-	log.Info("config reloaded", "trigger", why, "backends", len(cfg.Backends), "strategy", cfg.Strategy)
+// leaves the running configuration in service. The server logs the result
+// and keeps it in its reload history.
+func applyReload(srv *server.Server, reload func() (*config.Config, error), why string) server.Reload {
+	return srv.Reload(why, reload)
 }

@@ -10,6 +10,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -23,6 +24,7 @@ import (
 	"github.com/lbproject/load_balancer/internal/balancer"
 	"github.com/lbproject/load_balancer/internal/health"
 	"github.com/lbproject/load_balancer/internal/upstream"
+	"github.com/lbproject/load_balancer/internal/upstream/h1"
 )
 
 // Snapshot is the part of the running configuration the proxy uses. It is
@@ -94,15 +96,42 @@ func (h *Handler) Store(s *Snapshot) {
 func (h *Handler) Snapshot() *Snapshot { return h.snapshot.Load() }
 
 // exchange is the state of one client request while it is being served.
+// Exchanges are pooled: nothing may keep a pointer into one (its Summary
+// included) after the request.
 type exchange struct {
 	Summary
 	accessLog bool         // the snapshot's AccessLog
-	body      *requestBody // nil without a request body
+	body      *requestBody // nil without a request body; not pooled
+	header    http.Header  // the request header for the backend; cleared and reused
+	out       h1.Request   // the request to an h1 backend transport
+}
+
+var exchanges = sync.Pool{New: func() any { return &exchange{header: make(http.Header, 16)} }}
+
+// maxPooledHeader is the most fields an outgoing header map may have held
+// for it to be reused; bigger maps are left to the garbage collector.
+const maxPooledHeader = 64
+
+func getExchange() *exchange { return exchanges.Get().(*exchange) }
+
+// release clears ex and returns it to the pool.
+func (ex *exchange) release() {
+	h := ex.header
+	if len(h) > maxPooledHeader {
+		h = make(http.Header, 16)
+	} else {
+		clear(h)
+	}
+	*ex = exchange{header: h}
+	exchanges.Put(ex)
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	snap := h.snapshot.Load()
-	ex := exchange{Summary: Summary{Start: time.Now()}, accessLog: snap.AccessLog}
+	ex := getExchange()
+	defer ex.release() // deferred first, so it runs last
+	ex.Start = time.Now()
+	ex.accessLog = snap.AccessLog
 	if h.Tracer != nil {
 		var span RequestSpan
 		r, span = h.Tracer.StartRequest(r)
@@ -112,7 +141,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.Metrics != nil {
 		h.Metrics.RequestStarted()
 	}
-	defer h.finish(r, &ex)
+	defer h.finish(r, ex)
 
 	if len(r.RequestURI) > snap.MaxURIBytes {
 		ex.Status = http.StatusRequestURITooLong
@@ -134,7 +163,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// smuggling). Not knowing, close after every chunked request.
 		w.Header()["Connection"] = []string{"close"}
 	}
-	header, upgrade := outgoingHeader(r, snap)
+	header := ex.header
+	upgrade := outgoingHeader(r, snap, requestConnInfo(r), header)
 	body := newRequestBody(r)
 	ex.body = body
 
@@ -155,7 +185,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ex.Attempts++
 		ex.Backend = b
 
-		res, f, err := h.attempt(r, b, ex.Attempts, header, body, &ex.Summary)
+		res, f, err := h.attempt(r, b, ex.Attempts, ex)
 		if f == failNone {
 			ex.StickyHit = pinned != nil && b == pinned
 			if snap.Sticky != nil && !ex.StickyHit {
@@ -164,10 +194,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				w.Header().Add("Set-Cookie", snap.Sticky.Cookie(b, r.TLS != nil))
 			}
 			if upgrade != "" && res.StatusCode == http.StatusSwitchingProtocols {
-				ex.Status = h.serveUpgrade(w, res, upgrade, &ex)
+				ex.Status = h.serveUpgrade(w, res, upgrade, ex)
 				return
 			}
-			h.respond(w, res, snap, &ex)
+			h.respond(w, res, snap, ex)
 			return
 		}
 		ex.Err = err
@@ -265,13 +295,78 @@ func isIdempotent(method string) bool {
 }
 
 // attempt forwards the request to b once and classifies the outcome.
-func (h *Handler) attempt(r *http.Request, b *upstream.Backend, n int, header http.Header, body *requestBody, sum *Summary) (*http.Response, failure, error) {
+func (h *Handler) attempt(r *http.Request, b *upstream.Backend, n int, ex *exchange) (*http.Response, failure, error) {
 	ctx := r.Context()
+	header, body := ex.header, ex.body
 	var span AttemptSpan
 	if h.Tracer != nil {
 		// The attempt's span context goes to the backend in traceparent.
 		ctx, span = h.Tracer.StartAttempt(ctx, b, n, header)
 	}
+
+	b.Begin()
+	sent := time.Now()
+	var res *http.Response
+	var err error
+	if t, ok := b.Transport().(*h1.Transport); ok {
+		out := &ex.out
+		*out = h1.Request{
+			Ctx:    ctx,
+			Method: r.Method,
+			Target: requestTarget(r),
+			Host:   r.Host,
+			Header: header,
+		}
+		if body != nil {
+			out.Body = body
+			out.ContentLength = r.ContentLength
+			out.Trailer = &r.Trailer
+		}
+		res, err = t.Do(out)
+	} else {
+		res, err = b.Transport().RoundTrip(outgoingRequest(ctx, r, b, header, body))
+	}
+	ex.BackendDuration = time.Since(sent)
+	if span != nil {
+		span.End(res, err)
+	}
+	if err == nil {
+		b.End(false)
+		if h.Observer != nil {
+			if res.StatusCode >= 500 {
+				h.Observer.Observe(b, health.ServerError)
+			} else {
+				h.Observer.Observe(b, health.Success)
+			}
+		}
+		return res, failNone, nil
+	}
+	f := classify(err, r.Context())
+	var reqErr *h1.RequestError
+	if body != nil && body.clientError() || errors.As(err, &reqErr) {
+		// The client's request could not be read or cannot be forwarded.
+		f = failClientBody
+	}
+	b.End(f != failCanceled && f != failClientBody)
+	if h.Observer != nil && f != failCanceled && f != failClientBody {
+		h.Observer.Observe(b, outcomeOf(f))
+	}
+	return nil, f, err
+}
+
+// requestTarget returns the target to send to the backend: the client's,
+// as it sent it, when in origin form; the path and query of an
+// absolute-form target (RFC 9112 §3.2.2: a gateway sends origin form).
+func requestTarget(r *http.Request) string {
+	if u := r.RequestURI; len(u) > 0 && u[0] == '/' {
+		return u
+	}
+	return r.URL.RequestURI()
+}
+
+// outgoingRequest is the request for a backend transport other than h1's:
+// a shallow copy of the client's with the backend's URL.
+func outgoingRequest(ctx context.Context, r *http.Request, b *upstream.Backend, header http.Header, body *requestBody) *http.Request {
 	out := r.WithContext(ctx) // a shallow copy: method, proto, Host, trailers
 	out.URL = &url.URL{
 		Scheme:   b.Address().Scheme,
@@ -288,7 +383,8 @@ func (h *Handler) attempt(r *http.Request, b *upstream.Backend, n int, header ht
 	// when the backend refuses the body with a final status on a
 	// keep-alive connection, Go's transport would send the body anyway to
 	// keep the connection reusable, and reading it makes our server tell the
-	// client "100 Continue", defeating the client's expectation.
+	// client "100 Continue", defeating the client's expectation. (h1 closes
+	// the connection in exactly that case.)
 	out.Close = expectsContinue(r)
 	out.TransferEncoding = nil
 	if body == nil {
@@ -297,34 +393,7 @@ func (h *Handler) attempt(r *http.Request, b *upstream.Backend, n int, header ht
 	} else {
 		out.Body = body
 	}
-
-	b.Begin()
-	sent := time.Now()
-	res, err := b.Transport().RoundTrip(out)
-	sum.BackendDuration = time.Since(sent)
-	if span != nil {
-		span.End(res, err)
-	}
-	if err == nil {
-		b.End(false)
-		if h.Observer != nil {
-			if res.StatusCode >= 500 {
-				h.Observer.Observe(b, health.ServerError)
-			} else {
-				h.Observer.Observe(b, health.Success)
-			}
-		}
-		return res, failNone, nil
-	}
-	f := classify(err, r.Context())
-	if body != nil && body.clientError() {
-		f = failClientBody
-	}
-	b.End(f != failCanceled && f != failClientBody)
-	if h.Observer != nil && f != failCanceled && f != failClientBody {
-		h.Observer.Observe(b, outcomeOf(f))
-	}
-	return nil, f, err
+	return out
 }
 
 // outcomeOf translates a failure class for passive health checking.
@@ -338,36 +407,36 @@ func outcomeOf(f failure) health.Outcome {
 	return health.Reset
 }
 
-// outgoingHeader prepares the header of the request to the backend once for
-// all attempts: a copy of the client's without hop-by-hop fields, with the
-// forwarding fields set. It returns the protocol the client asks to upgrade
-// to, if any, whose Connection and Upgrade fields are kept.
-func outgoingHeader(r *http.Request, snap *Snapshot) (http.Header, string) {
-	h := r.Header.Clone()
-	if h == nil {
-		h = make(http.Header)
-	}
+// outgoingHeader prepares in h (empty) the header of the request to the
+// backend, once for all attempts: the client's fields without hop-by-hop
+// ones, with the forwarding fields set. The value slices are shared with
+// the client's header, never modified in place. It returns the protocol the
+// client asks to upgrade to, if any, whose Connection and Upgrade fields are
+// kept.
+func outgoingHeader(r *http.Request, snap *Snapshot, ci *connInfo, h http.Header) string {
 	upgrade := ""
 	if r.ProtoMajor == 1 {
 		upgrade = upgradeType(r.Header)
 	}
-	teTrailers := headerHasToken(r.Header["Te"], "trailers")
-	removeHopByHopHeaders(h)
-	if teTrailers {
+	// RFC 9110 §7.6.1: the fields Connection names are for this hop only.
+	connection := r.Header["Connection"]
+	for k, vv := range r.Header {
+		if isHopByHop(k) || (len(connection) > 0 && headerHasToken(connection, k)) {
+			continue
+		}
+		h[k] = vv
+	}
+	if headerHasToken(r.Header["Te"], "trailers") {
 		// "TE: trailers" says the client accepts trailers; the backend
 		// needs to know, so it is the one TE value passed on.
-		h["Te"] = []string{"trailers"}
+		h["Te"] = valueTrailers
 	}
 	if upgrade != "" {
-		h["Connection"] = []string{"Upgrade"}
+		h["Connection"] = valueConnectionUpgrade
 		h["Upgrade"] = []string{upgrade}
 	}
-	client := netip.Addr{}
-	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-		client = ap.Addr()
-	}
-	snap.fwd.setForwardingHeaders(h, r, client)
-	return h, upgrade
+	snap.fwd.setForwardingHeaders(h, r, ci)
+	return upgrade
 }
 
 // respond sends the backend's response to the client: status, end-to-end
@@ -383,7 +452,7 @@ func (h *Handler) respond(w http.ResponseWriter, res *http.Response, snap *Snaps
 		}
 		dst[k] = vv
 	}
-	appendVia(dst, snap.fwd.viaFor(res.ProtoMajor, res.ProtoMinor))
+	appendVia(dst, snap.fwd.viaValue(res.ProtoMajor, res.ProtoMinor))
 	announced := len(res.Trailer)
 	announceTrailers(w, res)
 	ex.Status = res.StatusCode
@@ -438,12 +507,3 @@ func (b *requestBody) Read(p []byte) (int, error) {
 }
 
 func (b *requestBody) Close() error { return nil }
-
-// tunnelSet tracks upgraded connections (WebSockets), which the http.Server
-// no longer sees, so that shutdown can wait for them and close them at the
-// end of the grace period.
-type tunnelSet struct {
-	mu    sync.Mutex
-	conns map[io.Closer]struct{}
-	wg    sync.WaitGroup
-}

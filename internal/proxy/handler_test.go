@@ -15,6 +15,10 @@ import (
 	"github.com/lbproject/load_balancer/internal/upstream"
 )
 
+// netHTTPTransport makes newTestHandler use net/http's Transport instead of
+// h1's, to test the proxy's generic RoundTripper path.
+var netHTTPTransport = false
+
 // newTestHandler returns a Handler balancing round-robin over the given
 // backend URLs (http://host:port).
 func newTestHandler(t testing.TB, urls ...string) (*Handler, []*upstream.Backend) {
@@ -27,12 +31,20 @@ func newTestHandler(t testing.TB, urls ...string) (*Handler, []*upstream.Backend
 			t.Fatal(err)
 		}
 		p, _ := strconv.Atoi(port)
-		tr := upstream.NewTransport(upstream.TransportOptions{
+		addr := upstream.Address{Scheme: "http", Host: host, Port: p}
+		opts := upstream.TransportOptions{
 			DialTimeout: time.Second, ResponseHeaderTimeout: 5 * time.Second,
 			IdleConnTimeout: time.Minute, MaxIdleConns: 64,
-		})
+		}
+		var tr interface {
+			http.RoundTripper
+			CloseIdleConnections()
+		} = upstream.NewH1Transport(addr, opts)
+		if netHTTPTransport {
+			tr = upstream.NewTransport(opts)
+		}
 		t.Cleanup(tr.CloseIdleConnections)
-		b := upstream.NewBackend(upstream.Address{Scheme: "http", Host: host, Port: p}, tr)
+		b := upstream.NewBackend(addr, tr)
 		backends = append(backends, b)
 		pool.Members = append(pool.Members, upstream.Member{Backend: b, Weight: 1})
 	}
@@ -88,6 +100,14 @@ func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (w *discardWriter) WriteHeader(int)             {}
 
+// fakeConn is a net.Conn with only a remote address, for ConnContext.
+type fakeConn struct {
+	net.Conn
+	remote net.Addr
+}
+
+func (c fakeConn) RemoteAddr() net.Addr { return c.remote }
+
 // BenchmarkHandler measures one proxied GET with a 100-byte response through
 // the whole handler (pick, header rewrite, pooled backend connection,
 // streaming) against a real backend on loopback.
@@ -103,6 +123,8 @@ func BenchmarkHandler(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		req := httptest.NewRequest("GET", "/small", nil)
 		req.RemoteAddr = "127.0.0.1:40000"
+		// As the server's ConnContext hook does for every connection.
+		req = req.WithContext(ConnContext(req.Context(), fakeConn{remote: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}}))
 		w := &discardWriter{h: make(http.Header)}
 		for pb.Next() {
 			clear(w.h)
@@ -123,8 +145,11 @@ func BenchmarkOutgoingHeader(b *testing.B) {
 		"Connection":      {"keep-alive"},
 		"Accept-Encoding": {"gzip"},
 	}
+	ci := requestConnInfo(req)
+	out := make(http.Header)
 	b.ReportAllocs()
 	for b.Loop() {
-		outgoingHeader(req, snap)
+		clear(out)
+		outgoingHeader(req, snap, ci, out)
 	}
 }

@@ -64,32 +64,62 @@ func headerHasToken(values []string, token string) bool {
 	return false
 }
 
+// isHopByHop reports whether the canonical header name k is one of
+// hopHeaders.
+func isHopByHop(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
+}
+
+// Header values shared by every request that uses them. The outgoing
+// header's value slices are shared with the client's header and with these:
+// they are never modified in place, only replaced.
+var (
+	valueHTTP              = []string{"http"}
+	valueHTTPS             = []string{"https"}
+	valueTrailers          = []string{"trailers"}
+	valueConnectionUpgrade = []string{"Upgrade"}
+)
+
 // forwarding is the per-snapshot policy for X-Forwarded-* and Via.
 type forwarding struct {
 	trusted []netip.Prefix // peers whose X-Forwarded-* headers are kept
 	via     [3]string      // Via value for HTTP/1.0, 1.1 and 2 clients
+	viaList [3][]string    // the same, as header values
 }
 
 func newForwarding(trusted []netip.Prefix, pseudonym string) forwarding {
 	if pseudonym == "" {
 		pseudonym = "load_balancer"
 	}
-	return forwarding{
+	f := forwarding{
 		trusted: trusted,
 		via:     [3]string{"1.0 " + pseudonym, "1.1 " + pseudonym, "2.0 " + pseudonym},
 	}
+	for i, v := range f.via {
+		f.viaList[i] = []string{v}
+	}
+	return f
 }
 
-// viaFor returns the Via element for a message received as proto.
-func (f *forwarding) viaFor(major, minor int) string {
+// viaIndex returns the index in via of a message received as proto.
+func viaIndex(major, minor int) int {
 	switch {
 	case major >= 2:
-		return f.via[2]
+		return 2
 	case minor == 0:
-		return f.via[0]
+		return 0
 	}
-	return f.via[1]
+	return 1
 }
+
+// viaValue returns the Via element for a message received as proto, as a
+// shared header value.
+func (f *forwarding) viaValue(major, minor int) []string { return f.viaList[viaIndex(major, minor)] }
 
 // isTrusted reports whether the client address belongs to a trusted proxy.
 func (f *forwarding) isTrusted(client netip.Addr) bool {
@@ -105,7 +135,8 @@ func (f *forwarding) isTrusted(client netip.Addr) bool {
 // outgoing request header h. Headers a client sent are kept (and
 // X-Forwarded-For appended to) only when the client is a trusted proxy;
 // anyone else could forge them.
-func (f *forwarding) setForwardingHeaders(h http.Header, in *http.Request, client netip.Addr) {
+func (f *forwarding) setForwardingHeaders(h http.Header, in *http.Request, ci *connInfo) {
+	client := ci.addr
 	trusted := client.IsValid() && f.isTrusted(client)
 	if !trusted {
 		delete(h, "X-Forwarded-For")
@@ -114,31 +145,31 @@ func (f *forwarding) setForwardingHeaders(h http.Header, in *http.Request, clien
 		delete(h, "Forwarded")
 	}
 	if client.IsValid() {
-		ip := client.Unmap().String()
 		if prior := h["X-Forwarded-For"]; len(prior) > 0 {
-			ip = strings.Join(prior, ", ") + ", " + ip
+			h["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + ci.xff[0]}
+		} else {
+			h["X-Forwarded-For"] = ci.xff
 		}
-		h["X-Forwarded-For"] = []string{ip}
 	}
 	if _, ok := h["X-Forwarded-Proto"]; !ok {
 		if in.TLS != nil {
-			h["X-Forwarded-Proto"] = []string{"https"}
+			h["X-Forwarded-Proto"] = valueHTTPS
 		} else {
-			h["X-Forwarded-Proto"] = []string{"http"}
+			h["X-Forwarded-Proto"] = valueHTTP
 		}
 	}
 	if _, ok := h["X-Forwarded-Host"]; !ok && in.Host != "" {
-		h["X-Forwarded-Host"] = []string{in.Host}
+		h["X-Forwarded-Host"] = ci.forwardedHost(in.Host)
 	}
-	appendVia(h, f.viaFor(in.ProtoMajor, in.ProtoMinor))
+	appendVia(h, f.viaValue(in.ProtoMajor, in.ProtoMinor))
 }
 
 // appendVia adds this proxy to the Via header of a forwarded message
-// (RFC 9110 §7.6.3).
-func appendVia(h http.Header, via string) {
+// (RFC 9110 §7.6.3). via is a shared one-element value.
+func appendVia(h http.Header, via []string) {
 	if prior := h["Via"]; len(prior) > 0 {
-		h["Via"] = []string{strings.Join(prior, ", ") + ", " + via}
+		h["Via"] = []string{strings.Join(prior, ", ") + ", " + via[0]}
 		return
 	}
-	h["Via"] = []string{via}
+	h["Via"] = via
 }

@@ -50,7 +50,7 @@ func TestForwardingHeaders(t *testing.T) {
 
 	t.Run("untrusted client: forged headers replaced", func(t *testing.T) {
 		h := http.Header{"X-Forwarded-For": {"6.6.6.6"}, "X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {"evil"}, "Forwarded": {"for=6.6.6.6"}}
-		f.setForwardingHeaders(h, in, netip.MustParseAddr("192.0.2.7"))
+		f.setForwardingHeaders(h, in, connInfoFor(netip.MustParseAddr("192.0.2.7")))
 		want := http.Header{
 			"X-Forwarded-For":   {"192.0.2.7"},
 			"X-Forwarded-Proto": {"http"},
@@ -63,7 +63,7 @@ func TestForwardingHeaders(t *testing.T) {
 	})
 	t.Run("trusted proxy: chain kept and appended", func(t *testing.T) {
 		h := http.Header{"X-Forwarded-For": {"198.51.100.1"}, "X-Forwarded-Proto": {"https"}, "Via": {"1.1 edge"}}
-		f.setForwardingHeaders(h, in, netip.MustParseAddr("10.1.2.3"))
+		f.setForwardingHeaders(h, in, connInfoFor(netip.MustParseAddr("10.1.2.3")))
 		if got := h.Get("X-Forwarded-For"); got != "198.51.100.1, 10.1.2.3" {
 			t.Errorf("X-Forwarded-For = %q", got)
 		}
@@ -77,7 +77,7 @@ func TestForwardingHeaders(t *testing.T) {
 	t.Run("TLS client and HTTP/2", func(t *testing.T) {
 		h := http.Header{}
 		tlsIn := &http.Request{Host: "a", ProtoMajor: 2, TLS: &tls.ConnectionState{}}
-		f.setForwardingHeaders(h, tlsIn, netip.MustParseAddr("::ffff:127.0.0.1"))
+		f.setForwardingHeaders(h, tlsIn, connInfoFor(netip.MustParseAddr("::ffff:127.0.0.1")))
 		if h.Get("X-Forwarded-Proto") != "https" || h.Get("Via") != "2.0 load_balancer" || h.Get("X-Forwarded-For") != "127.0.0.1" {
 			t.Errorf("got %v", h)
 		}

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"strings"
@@ -19,6 +18,10 @@ func (h *Handler) serveUpgrade(w http.ResponseWriter, res *http.Response, reques
 		return http.StatusBadGateway
 	}
 	defer backConn.Close()
+	// Counted before the hijack: from the hijack on, http.Server.Shutdown
+	// no longer sees this connection, and a shutdown must still wait for it.
+	tunnel := h.tunnels.begin()
+	defer h.tunnels.end(tunnel)
 	if got := upgradeType(res.Header); !strings.EqualFold(got, requested) {
 		// A backend may only switch to the protocol the client asked for.
 		writeError(w, http.StatusBadGateway)
@@ -46,8 +49,7 @@ func (h *Handler) serveUpgrade(w http.ResponseWriter, res *http.Response, reques
 		return http.StatusSwitchingProtocols
 	}
 
-	done := h.tunnels.add(clientConn, backConn)
-	defer done()
+	h.tunnels.attach(tunnel, clientConn, backConn)
 	errc := make(chan error, 2)
 	// brw.Reader may hold bytes the client sent right after its request.
 	go func() { _, err := io.Copy(backConn, brw); errc <- err }()
@@ -59,42 +61,4 @@ func (h *Handler) serveUpgrade(w http.ResponseWriter, res *http.Response, reques
 	backConn.Close()
 	<-errc
 	return http.StatusSwitchingProtocols
-}
-
-// add registers the two ends of a tunnel and returns the function that
-// unregisters them.
-func (t *tunnelSet) add(a, b io.Closer) (done func()) {
-	t.mu.Lock()
-	if t.conns == nil {
-		t.conns = make(map[io.Closer]struct{})
-	}
-	t.conns[a] = struct{}{}
-	t.conns[b] = struct{}{}
-	t.wg.Add(1)
-	t.mu.Unlock()
-	return func() {
-		t.mu.Lock()
-		delete(t.conns, a)
-		delete(t.conns, b)
-		t.mu.Unlock()
-		t.wg.Done()
-	}
-}
-
-// WaitTunnels waits until every upgraded connection has ended or ctx is
-// done; then it closes those still open and waits for them to end.
-func (h *Handler) WaitTunnels(ctx context.Context) {
-	finished := make(chan struct{})
-	go func() { h.tunnels.wg.Wait(); close(finished) }()
-	select {
-	case <-finished:
-		return
-	case <-ctx.Done():
-	}
-	h.tunnels.mu.Lock()
-	for c := range h.tunnels.conns {
-		c.Close()
-	}
-	h.tunnels.mu.Unlock()
-	<-finished
 }

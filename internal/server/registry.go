@@ -39,6 +39,8 @@ func (reg *registry) resolve(cfg *config.Config, b config.Backend, pending map[u
 		return nil, err
 	}
 	if old, ok := reg.backends[addr]; ok {
+		// The backend's connections keep being counted across transports.
+		opts.Conns = old.opts.Conns
 		if sameTransport(old, opts, b.TLS) {
 			return old, nil
 		}
@@ -49,13 +51,15 @@ func (reg *registry) resolve(cfg *config.Config, b config.Backend, pending map[u
 	if p, ok := pending[addr]; ok {
 		return p, nil
 	}
-	nb := upstream.NewBackend(addr, upstream.NewTransport(opts))
+	opts.Conns = new(upstream.ConnCount)
+	nb := upstream.NewBackend(addr, upstream.NewH1Transport(addr, opts))
 	return &registered{backend: nb, opts: opts, tlsKey: b.TLS}, nil
 }
 
 func sameTransport(old *registered, opts upstream.TransportOptions, tlsKey config.BackendTLS) bool {
 	a, b := old.opts, opts
 	a.TLS, b.TLS = nil, nil
+	a.Conns, b.Conns = nil, nil
 	return a == b && reflect.DeepEqual(old.tlsKey, tlsKey) && (old.opts.TLS == nil) == (opts.TLS == nil)
 }
 
@@ -66,7 +70,7 @@ func sameTransport(old *registered, opts upstream.TransportOptions, tlsKey confi
 func (reg *registry) commit(next map[upstream.Address]*registered) (removed []*upstream.Backend) {
 	for addr, r := range next {
 		if old, ok := reg.backends[addr]; ok && old != r {
-			r.backend.SetTransport(upstream.NewTransport(r.opts))
+			r.backend.SetTransport(upstream.NewH1Transport(addr, r.opts))
 		}
 	}
 	for addr, old := range reg.backends {

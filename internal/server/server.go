@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lbproject/load_balancer/internal/config"
@@ -28,6 +29,13 @@ type Server struct {
 	reg     *registry
 	current *compiled
 
+	opts     Options
+	live     atomic.Pointer[compiled] // current, for readers that take no lock
+	reloadMu sync.Mutex               // serialises Reload
+	reloads  reloadLog
+	serving  atomic.Bool // Serve has started
+	stopping atomic.Bool // Shutdown has started
+
 	http     *http.Server
 	listener net.Listener
 }
@@ -35,13 +43,21 @@ type Server struct {
 // New compiles cfg and returns a server ready to Serve. An invalid cfg is an
 // error and nothing is started.
 func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
-	s := &Server{log: log, handler: proxy.New(log), reg: newRegistry()}
-	s.checker = health.NewChecker(log, nil)
+	return NewWithOptions(cfg, log, Options{})
+}
+
+// NewWithOptions is New with hooks for metrics and the admin listener.
+func NewWithOptions(cfg *config.Config, log *slog.Logger, opts Options) (*Server, error) {
+	start := time.Now()
+	s := &Server{log: log, handler: proxy.New(log), reg: newRegistry(), opts: opts}
+	s.checker = health.NewChecker(log, opts.OnHealthEvent)
 	s.handler.Observer = s.checker
+	s.handler.Metrics = opts.Metrics
 	if err := s.Apply(cfg); err != nil {
 		s.checker.Close()
 		return nil, err
 	}
+	s.reloads.add(startupReload(cfg, start))
 	s.http = &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: cfg.Timeouts.ClientHeader.D(),
@@ -49,6 +65,8 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		MaxHeaderBytes:    goMaxHeaderBytes(cfg.Limits.MaxHeaderBytes),
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		Protocols:         new(http.Protocols),
+		// The client's address is parsed once per connection, not per request.
+		ConnContext: proxy.ConnContext,
 	}
 	// HTTP/1.1, and HTTP/2 cleartext with prior knowledge on the same port.
 	s.http.Protocols.SetHTTP1(true)
@@ -92,6 +110,7 @@ func (s *Server) Apply(cfg *config.Config) error {
 	// its idle connections are closed.
 	removed := s.reg.commit(c.members)
 	s.current = c
+	s.live.Store(c)
 	for _, b := range removed {
 		s.log.Info("backend removed", "backend", b.String(), "in_flight", b.InFlight())
 	}
@@ -161,6 +180,7 @@ func (s *Server) Addr() net.Addr { return s.listener.Addr() }
 // Serve serves on the listener from Listen until Shutdown. It returns nil
 // after a shutdown.
 func (s *Server) Serve() error {
+	s.serving.Store(true)
 	err := s.http.Serve(s.listener)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
@@ -172,13 +192,17 @@ func (s *Server) Serve() error {
 // open tunnels to finish, at most until ctx is done; then it closes what is
 // left. It returns ctx's error if it had to cut connections.
 func (s *Server) Shutdown(ctx context.Context) error {
-	var wg sync.WaitGroup
-	wg.Go(func() { s.handler.WaitTunnels(ctx) })
+	s.stopping.Store(true)
 	err := s.http.Shutdown(ctx)
 	if err != nil {
 		s.http.Close()
 	}
-	wg.Wait()
+	// Tunnels are counted from before their hijack, so once Shutdown has
+	// returned no new one can start and every open one is known here.
+	s.handler.WaitTunnels(ctx)
+	if err == nil {
+		err = ctx.Err()
+	}
 	s.checker.Close()
 	s.mu.Lock()
 	for _, r := range s.reg.backends {

@@ -1,0 +1,283 @@
+package e2e
+
+// Graceful shutdown: SIGTERM and SIGINT stop accepting at once, let
+// requests and tunnels in flight finish within shutdown.grace_period, then
+// exit 0; past the grace period what is left is cut; a second signal exits
+// at once.
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func lcGrace(d string) string { return "shutdown:\n  grace_period: " + d + "\n" }
+
+// TestShutdownDrainsInFlight: a signal while a 1s request is in flight:
+// new connections are refused from then on, the request completes with
+// 200, and the process exits 0 right after it.
+func TestShutdownDrainsInFlight(t *testing.T) {
+	t.Parallel()
+	for _, sig := range []os.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			t.Parallel()
+			a := newLCBackend(t, "A")
+			lb := lcStartLB(t, lcConfig("round-robin", lcGrace("10s"), lcEntries(a.addr)...))
+			cl := client(t)
+			idle := client(t) // a keep-alive connection left idle
+			get(t, idle, lb.URL("/"))
+
+			slow := lcAsyncGet(cl, lb.URL("/delay?d=1s"))
+			a.waitStarted(t, 5*time.Second)
+			from := len(lb.Output())
+			signalled := time.Now()
+			lb.Signal(sig)
+			lcWaitLine(t, lb.process, from, 5*time.Second, `msg="shutting down: draining requests in flight"`)
+			if !eventually(2*time.Second, func() bool { return lcRefused(lb.Addr) }) {
+				t.Errorf("new connections are still accepted after %v", sig)
+			}
+			if r, err := tryGet(idle, lb.URL("/late")); err == nil {
+				t.Errorf("a request on an idle keep-alive connection after %v was served: status %d from %q", sig, r.Status, r.Backend)
+			}
+
+			r := lcRecv(t, slow, 10*time.Second)
+			if r.Err != nil || r.Status != http.StatusOK || !strings.Contains(r.Body, "A waited 1s") {
+				t.Fatalf("request in flight at %v: err %v, status %d, body %q; want 200 \"A waited 1s\"", sig, r.Err, r.Status, r.Body)
+			}
+			code, exited := lcWaitExit(t, lb.process, 10*time.Second)
+			t.Logf("MEASURE %v: request done %s after the signal, process exited %s after it",
+				sig, r.Done.Sub(signalled).Round(time.Millisecond), exited.Sub(r.Done).Round(time.Millisecond))
+			if code != 0 {
+				t.Errorf("exit code %d after a graceful drain, want 0", code)
+			}
+			if d := exited.Sub(r.Done); d > 2*time.Second {
+				t.Errorf("the process exited %s after the last request finished, want at once", d)
+			}
+			if !strings.Contains(lb.Output()[from:], `msg=stopped`) {
+				t.Errorf("no \"stopped\" line after the drain")
+			}
+		})
+	}
+}
+
+// TestShutdownSecondSignalExitsAtOnce: a 20s request in flight, a 30s
+// grace period: SIGTERM starts the drain, a second SIGTERM or SIGINT ends
+// the process at once; the request is cut.
+func TestShutdownSecondSignalExitsAtOnce(t *testing.T) {
+	t.Parallel()
+	for _, sig := range []os.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			t.Parallel()
+			a := newLCBackend(t, "A")
+			lb := lcStartLB(t, lcConfig("round-robin", lcGrace("30s"), lcEntries(a.addr)...))
+			slow := lcAsyncGet(client(t), lb.URL("/delay?d=20s"))
+			a.waitStarted(t, 5*time.Second)
+			from := len(lb.Output())
+			lb.Signal(syscall.SIGTERM)
+			_, from = lcWaitLine(t, lb.process, from, 5*time.Second, `msg="shutting down: draining requests in flight"`)
+			select {
+			case <-lb.done:
+				t.Fatalf("the balancer exited on the first signal with a request in flight (grace 30s); output:\n%s", lcTail(lb.Output(), 20))
+			case <-time.After(200 * time.Millisecond): // it is draining
+			}
+			second := time.Now()
+			lb.Signal(sig)
+			code, exited := lcWaitExit(t, lb.process, 5*time.Second)
+			t.Logf("MEASURE second signal (%v) → exit: %s, exit code %d", sig, exited.Sub(second).Round(time.Millisecond), code)
+			if d := exited.Sub(second); d > 2*time.Second {
+				t.Errorf("the process exited %s after the second signal, want at once", d)
+			}
+			if code != 0 && code != 1 && code != 130 && code != 143 {
+				t.Errorf("exit code %d after a second signal", code)
+			}
+			lcWaitLine(t, lb.process, from, time.Second, `msg="second signal: exiting now"`)
+			r := lcRecv(t, slow, 5*time.Second)
+			if r.Err == nil && r.Status == http.StatusOK {
+				t.Errorf("the 20s request completed (%q) although the process exited", r.Body)
+			}
+		})
+	}
+}
+
+// TestShutdownSIGHUPDuringDrain: SIGHUP means "reload", also during a
+// drain (log rotation tools send it): it must not end the drain as a
+// second SIGTERM/SIGINT does. The request in flight completes with 200 and
+// the process exits 0 after it.
+func TestShutdownSIGHUPDuringDrain(t *testing.T) {
+	t.Parallel()
+	a := newLCBackend(t, "A")
+	lb := lcStartLB(t, lcConfig("round-robin", lcGrace("10s"), lcEntries(a.addr)...))
+	slow := lcAsyncGet(client(t), lb.URL("/delay?d=1s"))
+	a.waitStarted(t, 5*time.Second)
+	from := len(lb.Output())
+	lb.Signal(syscall.SIGTERM)
+	lcWaitLine(t, lb.process, from, 5*time.Second, `msg="shutting down: draining requests in flight"`)
+	lb.Signal(syscall.SIGHUP)
+	r := lcRecv(t, slow, 10*time.Second)
+	if r.Err != nil || r.Status != http.StatusOK {
+		t.Errorf("request in flight when SIGHUP came during the drain: err %v, status %d; want 200 (SIGHUP is not a second SIGTERM)", r.Err, r.Status)
+	}
+	if code, _ := lcWaitExit(t, lb.process, 10*time.Second); code != 0 {
+		t.Errorf("exit code %d, want 0", code)
+	}
+	if l := lcLines(lb.Output()[from:], "second signal"); len(l) != 0 {
+		t.Errorf("SIGHUP was taken for a second shutdown signal: %v", l)
+	}
+}
+
+// TestShutdownGraceExceeded: grace_period 500ms and a 5s request in
+// flight: the process exits 0 about 500ms after SIGTERM and the request is
+// cut.
+func TestShutdownGraceExceeded(t *testing.T) {
+	t.Parallel()
+	a := newLCBackend(t, "A")
+	lb := lcStartLB(t, lcConfig("round-robin", lcGrace("500ms"), lcEntries(a.addr)...))
+	slow := lcAsyncGet(client(t), lb.URL("/delay?d=5s"))
+	a.waitStarted(t, 5*time.Second)
+	from := len(lb.Output())
+	signalled := time.Now()
+	lb.Signal(syscall.SIGTERM)
+	code, exited := lcWaitExit(t, lb.process, 5*time.Second)
+	took := exited.Sub(signalled)
+	t.Logf("MEASURE grace 500ms exceeded: exit %s after SIGTERM, exit code %d", took.Round(time.Millisecond), code)
+	if took < 450*time.Millisecond || took > 2500*time.Millisecond {
+		t.Errorf("exited %s after SIGTERM, want about the 500ms grace period", took)
+	}
+	if code != 0 {
+		t.Errorf("exit code %d after the grace period, want 0", code)
+	}
+	lcWaitLine(t, lb.process, from, time.Second, `msg="grace period over: remaining connections closed"`)
+	r := lcRecv(t, slow, 5*time.Second)
+	if r.Err == nil && r.Status == http.StatusOK {
+		t.Errorf("the 5s request completed (%q) past a 500ms grace period", r.Body)
+	}
+	if d := r.Done.Sub(signalled); d > 3*time.Second {
+		t.Errorf("the cut request ended %s after SIGTERM", d)
+	}
+}
+
+// TestShutdownTunnels: an open WebSocket-style tunnel keeps working during
+// the drain and the process exits once it closes; a tunnel still open at
+// the end of the grace period is closed and the process exits.
+func TestShutdownTunnels(t *testing.T) {
+	t.Parallel()
+	t.Run("finishes", func(t *testing.T) {
+		t.Parallel()
+		u := lcStartRaw(t, lcUpgradeEcho("U"))
+		lb := lcStartLB(t, lcConfig("round-robin", lcGrace("10s"), lcEntries(u.addr)...))
+		c, br := lcOpenTunnel(t, lb.Addr)
+		if err := lcEcho(c, br, "before"); err != nil {
+			t.Fatal(err)
+		}
+		from := len(lb.Output())
+		lb.Signal(syscall.SIGTERM)
+		lcWaitLine(t, lb.process, from, 5*time.Second, `msg="shutting down: draining requests in flight"`)
+		if !eventually(2*time.Second, func() bool { return lcRefused(lb.Addr) }) {
+			t.Errorf("new connections are still accepted after SIGTERM")
+		}
+		for _, msg := range []string{"during the drain 1", "during the drain 2"} {
+			if err := lcEcho(c, br, msg); err != nil {
+				t.Fatalf("tunnel during the drain: %v", err)
+			}
+		}
+		select {
+		case <-lb.done:
+			t.Fatal("the balancer exited while a tunnel was open (grace 10s)")
+		default:
+		}
+		closed := time.Now()
+		c.Close()
+		code, exited := lcWaitExit(t, lb.process, 5*time.Second)
+		if d := exited.Sub(closed); d > 2*time.Second || code != 0 {
+			t.Errorf("after the last tunnel closed: exit code %d after %s, want 0 at once", code, d)
+		}
+	})
+	// The upgrade request is in flight when the signal comes; the backend
+	// switches protocols during the drain. The new tunnel is in flight
+	// too: it works until the client closes it, within the grace period.
+	t.Run("opened during the drain", func(t *testing.T) {
+		t.Parallel()
+		received, answer := make(chan struct{}, 1), make(chan struct{})
+		u := lcStartRaw(t, func(rb *lcRawBackend, c net.Conn, br *bufio.Reader) {
+			if _, err := http.ReadRequest(br); err != nil {
+				return
+			}
+			received <- struct{}{}
+			select {
+			case <-answer:
+			case <-time.After(10 * time.Second):
+				return
+			}
+			io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+			io.Copy(c, br)
+		})
+		lb := lcStartLB(t, lcConfig("round-robin", lcGrace("10s")+"health_check:\n  enabled: false\n", lcEntries(u.addr)...))
+		c, err := net.DialTimeout("tcp", lb.Addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: lb.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+		select {
+		case <-received:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the upgrade request did not reach the backend")
+		}
+		from := len(lb.Output())
+		lb.Signal(syscall.SIGTERM)
+		lcWaitLine(t, lb.process, from, 5*time.Second, `msg="shutting down: draining requests in flight"`)
+		close(answer)
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		br := bufio.NewReader(c)
+		res, err := http.ReadResponse(br, &http.Request{Method: http.MethodGet})
+		if err != nil || res.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("upgrade answered during the drain: %v, %v; want 101", res, err)
+		}
+		c.SetDeadline(time.Time{})
+		// A conversation of a second: the tunnel must stay up meanwhile.
+		opened := time.Now()
+		for i := range 6 {
+			if i > 0 {
+				time.Sleep(200 * time.Millisecond)
+			}
+			if err := lcEcho(c, br, fmt.Sprintf("message %d", i)); err != nil {
+				t.Fatalf("tunnel opened during the drain (grace 10s), %s after it opened: %v", time.Since(opened).Round(time.Millisecond), err)
+			}
+		}
+		select {
+		case <-lb.done:
+			t.Fatal("the balancer exited while a tunnel opened during the drain was open (grace 10s)")
+		default:
+		}
+		c.Close()
+		if code, _ := lcWaitExit(t, lb.process, 5*time.Second); code != 0 {
+			t.Errorf("exit code %d, want 0", code)
+		}
+	})
+	t.Run("cut at grace", func(t *testing.T) {
+		t.Parallel()
+		u := lcStartRaw(t, lcUpgradeEcho("U"))
+		lb := lcStartLB(t, lcConfig("round-robin", lcGrace("500ms"), lcEntries(u.addr)...))
+		c, br := lcOpenTunnel(t, lb.Addr)
+		if err := lcEcho(c, br, "before"); err != nil {
+			t.Fatal(err)
+		}
+		signalled := time.Now()
+		lb.Signal(syscall.SIGTERM)
+		code, exited := lcWaitExit(t, lb.process, 5*time.Second)
+		if d := exited.Sub(signalled); d < 450*time.Millisecond || d > 2500*time.Millisecond || code != 0 {
+			t.Errorf("with a tunnel open: exit code %d after %s, want 0 after about 500ms", code, d)
+		}
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if n, err := br.ReadByte(); err != io.EOF {
+			t.Errorf("the tunnel after the grace period: read %q, %v; want EOF", n, err)
+		}
+	})
+}

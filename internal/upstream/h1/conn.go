@@ -1,0 +1,428 @@
+package h1
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// readBufSize is the size of a connection's read buffer, taken from a pool
+// while the connection is in use: a response head of typical size fits in
+// it; bodies are read past it straight into the caller's buffer.
+const readBufSize = 8 << 10
+
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufSize) }}
+
+// conn is one connection to the backend. Its exchange runs on the caller's
+// goroutine; a streamed request body has a goroutine of its own while it is
+// written.
+type conn struct {
+	t   *Transport
+	nc  net.Conn        // TCP, or TLS over it
+	raw syscall.RawConn // the TCP socket, for the liveness check; nil if unknown
+	br  *bufio.Reader   // while in use; nil while idle
+
+	reused bool      // it served an exchange before, or waited in the pool
+	idleAt time.Time // when it was pooled
+
+	closed  atomic.Bool
+	aborted atomic.Bool // closed because the request's context was done
+	stop    func() bool // stops the context watch of the exchange
+	abortFn func()      // c.abort, made once
+
+	// The body writer of a streamed request body.
+	writing  bool        // a writer runs, or ran and was not waited for
+	wdone    chan error  // its result
+	bodySent atomic.Bool // it wrote the whole body
+	hmu      sync.Mutex  // orders the response head deadline between writer and reader
+	headWait bool        // the reader waits for the final response head
+	bodyDone bool        // the writer ended
+
+	peek [1]byte
+}
+
+func newConn(t *Transport, nc net.Conn) *conn {
+	c := &conn{t: t, nc: nc}
+	c.abortFn = c.abort
+	if tc, ok := nc.(*net.TCPConn); ok {
+		c.raw, _ = tc.SyscallConn()
+	}
+	return c
+}
+
+// attach prepares a connection taken from the pool or just dialed for an
+// exchange.
+func (c *conn) attach() {
+	c.br = readers.Get().(*bufio.Reader)
+	c.br.Reset(c.nc)
+}
+
+// close closes the connection, once, and frees its slot in the pool. It may
+// run on any goroutine.
+func (c *conn) close() {
+	if c.closed.Swap(true) {
+		return
+	}
+	c.nc.Close()
+	if c.t.opt.OnConnClose != nil {
+		c.t.opt.OnConnClose()
+	}
+	c.t.connClosed()
+}
+
+// abort is the context watch: the client went away.
+func (c *conn) abort() {
+	c.aborted.Store(true)
+	c.close()
+}
+
+// release ends an exchange whose response was read completely: the
+// connection goes back to the pool if nothing stands against it.
+func (c *conn) release() {
+	if c.stop != nil {
+		stopped := c.stop()
+		c.stop = nil
+		if !stopped {
+			c.close() // the context was done: closed already, or about to be
+			return
+		}
+	}
+	if c.writing {
+		if !c.bodySent.Load() {
+			// The backend answered before the body was written: the rest of
+			// the body would be taken for the next request.
+			c.close()
+			return
+		}
+		err := <-c.wdone // the writer is ending
+		c.writing = false
+		if err != nil {
+			c.close()
+			return
+		}
+	}
+	if c.closed.Load() || c.br.Buffered() > 0 {
+		// Bytes beyond the response: the backend is out of step.
+		c.close()
+		return
+	}
+	readers.Put(c.br)
+	c.br = nil
+	c.reused = true
+	c.t.putIdle(c)
+}
+
+// alive reports whether an idle connection can take a request: the backend
+// has not closed it (nor sent anything unasked). It costs a system call;
+// without a socket to look at, it says yes.
+func (c *conn) alive() bool {
+	if c.raw == nil {
+		return true
+	}
+	ok := false
+	err := c.raw.Read(func(fd uintptr) bool {
+		_, _, err := syscall.Recvfrom(int(fd), c.peek[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		ok = err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
+		return true
+	})
+	return err == nil && ok
+}
+
+// watch makes the end of ctx abort the exchange.
+func (c *conn) watch(ctx context.Context) {
+	if ctx.Done() != nil {
+		c.stop = context.AfterFunc(ctx, c.abortFn)
+	}
+}
+
+// fail closes the connection after a failed exchange and returns err, or
+// the context's error if the context closed it.
+func (c *conn) fail(ctx context.Context, err error) error {
+	c.close()
+	if c.stop != nil {
+		c.stop()
+		c.stop = nil
+	}
+	if c.aborted.Load() && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// roundTrip writes the request (buf holds its head, and the body if inline)
+// and reads the response head. retry reports whether the request may be
+// sent again on another connection: this reused one failed before the
+// backend saw anything, or before it answered anything to a replayable
+// request.
+func (c *conn) roundTrip(ctx context.Context, req *Request, buf []byte, f framing, inline, replayable bool) (res *http.Response, err error, retry bool) {
+	c.watch(ctx)
+	if n, err := c.nc.Write(buf); err != nil {
+		return nil, c.fail(ctx, fmt.Errorf("h1: writing request: %w", err)), c.reused && n == 0
+	}
+	async := f.body && !inline
+	rht := c.t.opt.ResponseHeaderTimeout
+	switch {
+	case f.expect:
+		// RFC 9110 §10.1.1: wait a little for the backend's 100 Continue
+		// (or a final answer) before sending the body.
+		c.nc.SetReadDeadline(time.Now().Add(c.t.opt.ExpectContinueTimeout))
+		if _, err := c.br.Peek(1); err != nil {
+			if !isTimeout(err) || c.aborted.Load() {
+				return nil, c.fail(ctx, fmt.Errorf("h1: reading response: %w", err)), false
+			}
+			c.nc.SetReadDeadline(time.Time{})
+			c.startWriter(req, f)
+		} else if rht > 0 {
+			c.nc.SetReadDeadline(time.Now().Add(rht))
+		} else {
+			c.nc.SetReadDeadline(time.Time{})
+		}
+	case async:
+		c.startWriter(req, f) // it sets the head deadline once the body is written
+	case rht > 0:
+		c.nc.SetReadDeadline(time.Now().Add(rht))
+	}
+
+	var h head
+	informational := 0
+	for {
+		if _, err := c.br.Peek(1); err != nil {
+			noAnswer := informational == 0 && !isTimeout(err) && !c.aborted.Load()
+			return nil, c.fail(ctx, fmt.Errorf("h1: reading response: %w", err)), c.reused && noAnswer && replayable
+		}
+		h = head{}
+		if err := c.readHead(&h); err != nil {
+			return nil, c.fail(ctx, err), false
+		}
+		if h.status >= 200 || h.status == http.StatusSwitchingProtocols {
+			break
+		}
+		if informational++; informational > maxInformational {
+			return nil, c.fail(ctx, protoErr("too many informational responses")), false
+		}
+		switch {
+		case h.status == http.StatusContinue:
+			if f.expect && !c.writing {
+				// The head deadline now waits for the body: the writer
+				// sets it again once the body is written.
+				c.nc.SetReadDeadline(time.Time{})
+				c.startWriter(req, f)
+			}
+		case req.Got1xx != nil:
+			if err := req.Got1xx(h.status, h.header); err != nil {
+				return nil, c.fail(ctx, err), false
+			}
+		}
+	}
+	if c.writing {
+		c.hmu.Lock()
+		c.headWait = false
+		c.nc.SetReadDeadline(time.Time{})
+		c.hmu.Unlock()
+	} else if rht > 0 || f.expect {
+		c.nc.SetReadDeadline(time.Time{})
+	}
+
+	res = &http.Response{
+		Status:     statusText(h.status),
+		StatusCode: h.status,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: h.minor,
+		Header:     h.header,
+		Trailer:    h.trailer,
+	}
+	if h.minor == 0 {
+		res.Proto = "HTTP/1.0"
+	}
+	closeAfter := h.connClose || h.minor == 0 && !h.connKeepAlive || h.ambiguous || req.Close ||
+		f.expect && !c.writing // the backend refused the body; it may still expect it
+	res.Close = closeAfter
+
+	if h.status == http.StatusSwitchingProtocols {
+		if !f.upgrade || !h.connUpgrade {
+			return nil, c.fail(ctx, protoErr("101 Switching Protocols without an upgrade")), false
+		}
+		if c.writing || f.body {
+			return nil, c.fail(ctx, protoErr("101 Switching Protocols to a request with a body")), false
+		}
+		// The tunnel outlives the request context's watch; its users close it.
+		if c.stop != nil {
+			stopped := c.stop()
+			c.stop = nil
+			if !stopped {
+				return nil, c.fail(ctx, ctx.Err()), false
+			}
+		}
+		res.Body = &upgraded{c: c}
+		res.ContentLength = 0 // as net/http: a 1xx has no body; the tunnel is not one
+		return res, nil, false
+	}
+
+	noBody := req.method() == http.MethodHead || h.status == http.StatusNoContent || h.status == http.StatusNotModified
+	switch {
+	case noBody:
+		res.ContentLength = 0
+		if req.method() == http.MethodHead {
+			res.ContentLength = h.contentLength
+		}
+		res.Body = http.NoBody
+	case h.chunked:
+		res.TransferEncoding = chunkedCoding
+		res.ContentLength = -1
+		res.Body = &body{c: c, ctx: ctx, res: res, mode: modeChunked, closeAfter: closeAfter}
+	case h.contentLength > 0:
+		res.ContentLength = h.contentLength
+		res.Body = &body{c: c, ctx: ctx, res: res, mode: modeLength, n: h.contentLength, closeAfter: closeAfter}
+	case h.contentLength == 0:
+		res.ContentLength = 0
+		res.Body = http.NoBody
+	default:
+		// Delimited by the end of the connection (RFC 9112 §6.3 rule 8).
+		res.ContentLength = -1
+		res.Close = true
+		res.Body = &body{c: c, ctx: ctx, res: res, mode: modeEOF, closeAfter: true}
+	}
+	if res.Body == http.NoBody {
+		if closeAfter {
+			c.fail(ctx, nil)
+		} else {
+			c.release()
+		}
+	}
+	return res, nil, false
+}
+
+// readHead reads one response head (already begun: Peek succeeded) and
+// parses it into h. A head that fits in the read buffer is parsed where it
+// lies; a bigger one is gathered line by line.
+func (c *conn) readHead(h *head) error {
+	max := c.t.opt.MaxResponseHeaderBytes
+	br := c.br
+	for scanned := 0; ; {
+		buffered, _ := br.Peek(br.Buffered())
+		if end := headEnd(buffered, scanned); end > 0 {
+			if end > max {
+				return protoErr("response head too large")
+			}
+			err := parseHead(buffered[:end], h)
+			br.Discard(end)
+			return err
+		}
+		scanned = max0(len(buffered) - 3)
+		if len(buffered) >= max {
+			return protoErr("response head too large")
+		}
+		if len(buffered) == br.Size() {
+			return c.readBigHead(h)
+		}
+		if _, err := br.Peek(len(buffered) + 1); err != nil {
+			return fmt.Errorf("h1: reading response head: %w", unexpectedEOF(err))
+		}
+	}
+}
+
+// readBigHead gathers a head larger than the read buffer, line by line,
+// up to the size limit.
+func (c *conn) readBigHead(h *head) error {
+	max := c.t.opt.MaxResponseHeaderBytes
+	acc := make([]byte, 0, 2*readBufSize)
+	lineStart := 0
+	for {
+		frag, err := c.br.ReadSlice('\n')
+		if len(acc)+len(frag) > max {
+			return protoErr("response head too large")
+		}
+		acc = append(acc, frag...)
+		switch {
+		case err == bufio.ErrBufferFull:
+			continue // a long line: its next part
+		case err != nil:
+			return fmt.Errorf("h1: reading response head: %w", unexpectedEOF(err))
+		}
+		line := acc[lineStart:]
+		if len(line) == 1 || len(line) == 2 && line[0] == '\r' {
+			if lineStart == 0 {
+				return protoErr("empty line before the status line")
+			}
+			return parseHead(acc, h)
+		}
+		lineStart = len(acc)
+	}
+}
+
+// headEnd returns the length of the head at the start of b (up to and
+// including the empty line that ends it), or 0 if b does not hold all of
+// it. The search starts at from. A head cannot begin with an empty line;
+// one that does is left to parseHead to reject.
+func headEnd(b []byte, from int) int {
+	if len(b) > 0 && (b[0] == '\n' || len(b) > 1 && b[0] == '\r' && b[1] == '\n') {
+		return min(len(b), 2) // parseHead rejects it
+	}
+	for i := from; i < len(b); i++ {
+		if b[i] != '\n' {
+			continue
+		}
+		// An empty line after this one: "\n\n" or "\n\r\n".
+		if i+1 < len(b) && b[i+1] == '\n' {
+			return i + 2
+		}
+		if i+2 < len(b) && b[i+1] == '\r' && b[i+2] == '\n' {
+			return i + 3
+		}
+	}
+	return 0
+}
+
+func max0(n int) int { return max(n, 0) }
+
+// unexpectedEOF turns the end of the connection in the middle of a
+// message into io.ErrUnexpectedEOF.
+func unexpectedEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+func isTimeout(err error) bool {
+	var te interface{ Timeout() bool }
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &te) && te.Timeout()
+}
+
+var chunkedCoding = []string{"chunked"}
+
+// statusTexts holds "NNN Reason" for the statuses net/http knows.
+var statusTexts = func() (t [600]string) {
+	for code := 100; code < 600; code++ {
+		if s := http.StatusText(code); s != "" {
+			t[code] = strconv.Itoa(code) + " " + s
+		}
+	}
+	return t
+}()
+
+func statusText(code int) string {
+	if s := statusTexts[code]; s != "" {
+		return s
+	}
+	return strconv.Itoa(code)
+}
+
+// upgraded is the connection after 101 Switching Protocols, with the
+// bytes the backend sent after its response head.
+type upgraded struct{ c *conn }
+
+func (u *upgraded) Read(p []byte) (int, error)  { return u.c.br.Read(p) }
+func (u *upgraded) Write(p []byte) (int, error) { return u.c.nc.Write(p) }
+func (u *upgraded) Close() error                { u.c.close(); return nil }
