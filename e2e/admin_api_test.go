@@ -17,11 +17,7 @@ import (
 // adminYAML is a round-robin config over the test backends, with health
 // checks slow enough to stay out of the way.
 func adminYAML(bs ...*testBackend) string {
-	var addrs []string
-	for _, b := range bs {
-		addrs = append(addrs, b.addr)
-	}
-	return backendsYAML(addrs...) + "strategy: round-robin\nhealth_check:\n  interval: 5s\n"
+	return lbConfig("round-robin", "health_check:\n  interval: 5s\n", backendsOf(bs...)...)
 }
 
 // TestAdminMetricsOnlyOnAdminPort checks that /metrics and the API live on
@@ -95,18 +91,14 @@ func TestAdminDrainAndEnable(t *testing.T) {
 	if a.requests.Load() != before {
 		t.Fatalf("the drained backend got %d requests", a.requests.Load()-before)
 	}
-	lb.WaitForOutput(`msg="admin: backend drained"`, 5*time.Second)
+	lb.WaitForLine(0, 5*time.Second, `msg="admin: backend drained"`)
 
 	// By address works as well as by id.
 	adminJSON(t, "POST", lb.AdminURL("/api/v1/backends/"+a.addr+"/enable"), "", 200, &be)
 	if be.Draining || be.State != "up" {
 		t.Fatalf("after enable: %+v", be)
 	}
-	seen := map[string]int{}
-	for range 10 {
-		seen[get(t, c, lb.URL("/")).Backend]++
-	}
-	if seen["a"] != 5 || seen["b"] != 5 {
+	if seen := servedBy(t, c, lb.URL("/"), 10); seen["a"] != 5 || seen["b"] != 5 {
 		t.Fatalf("after enable, round robin sent %v, want 5 each", seen)
 	}
 }
@@ -133,11 +125,7 @@ func TestAdminReload(t *testing.T) {
 	if !r.OK || r.Backends != 2 || r.Trigger != "admin API" {
 		t.Fatalf("reload: %+v", r)
 	}
-	seen := map[string]int{}
-	for range 4 {
-		seen[get(t, c, lb.URL("/")).Backend]++
-	}
-	if seen["a"] != 2 || seen["b"] != 2 {
+	if seen := servedBy(t, c, lb.URL("/"), 4); seen["a"] != 2 || seen["b"] != 2 {
 		t.Fatalf("after the reload: %v, want 2 each", seen)
 	}
 
@@ -150,15 +138,7 @@ func TestAdminReload(t *testing.T) {
 	if r.OK || !strings.Contains(r.Error, "lb.yaml:"+strconv.Itoa(line)+":") || !strings.Contains(r.Error, "retries.attempts") {
 		t.Fatalf("broken reload: %+v; want an error naming lb.yaml:%d and retries.attempts", r, line)
 	}
-	seen = map[string]int{}
-	for range 4 {
-		res := get(t, c, lb.URL("/"))
-		if res.Status != 200 {
-			t.Fatalf("after a failed reload: status %d", res.Status)
-		}
-		seen[res.Backend]++
-	}
-	if seen["a"] != 2 || seen["b"] != 2 {
+	if seen := servedBy(t, c, lb.URL("/"), 4); seen["a"] != 2 || seen["b"] != 2 {
 		t.Fatalf("after the failed reload: %v, want the old config (2 each)", seen)
 	}
 
@@ -181,7 +161,7 @@ func TestAdminReload(t *testing.T) {
 	}
 	// A SIGHUP reload counts too.
 	lb.Signal(syscall.SIGHUP)
-	lb.WaitForOutput(`trigger=SIGHUP`, 5*time.Second)
+	lb.WaitForLine(0, 5*time.Second, `trigger=SIGHUP`)
 	if !eventually(5*time.Second, func() bool {
 		_, m := adminCall(t, "GET", lb.AdminURL("/metrics"), "")
 		return strings.Contains(m, `load_balancer_config_reloads_total{result="failure"} 2`)
@@ -236,7 +216,7 @@ func TestAdminFlags(t *testing.T) {
 	a := newTestBackend(t, "a")
 
 	off := startBalancer(t, adminYAML(a), "--admin-addr", "off")
-	off.WaitForOutput("admin listener off", 5*time.Second)
+	off.WaitForLine(0, 5*time.Second, "admin listener off")
 	if r := get(t, client(t), off.URL("/")); r.Status != 200 {
 		t.Errorf("with the admin listener off: status %d", r.Status)
 	}
@@ -251,7 +231,7 @@ func TestAdminFlags(t *testing.T) {
 	}
 
 	open := startBalancer(t, adminYAML(a), "--admin-addr", "0.0.0.0:0")
-	open.WaitForOutput("admin listener reachable beyond loopback without a token", 5*time.Second)
+	open.WaitForLine(0, 5*time.Second, "admin listener reachable beyond loopback without a token")
 }
 
 // TestAdminDefaultAddressTaken starts a balancer whose admin listener's
@@ -265,8 +245,8 @@ func TestAdminDefaultAddressTaken(t *testing.T) {
 		t.Skipf("cannot hold the default admin address for the test: %v", err)
 	}
 	defer ln.Close()
-	lb := startBalancer(t, adminYAML(a)) // no --admin-addr: the default
-	lb.WaitForOutput("admin listener not started: its default address is taken", 5*time.Second)
+	lb := startBalancerArgs(t, adminYAML(a)) // no --admin-addr: the default
+	lb.WaitForLine(0, 5*time.Second, "admin listener not started: its default address is taken")
 	if r := get(t, client(t), lb.URL("/")); r.Status != 200 {
 		t.Errorf("status %d", r.Status)
 	}
@@ -294,7 +274,7 @@ func TestAdminDuringShutdown(t *testing.T) {
 	go slow.Serve(ln)
 	defer slow.Close()
 
-	lb := startAdminBalancer(t, backendsYAML(ln.Addr().String())+"health_check:\n  enabled: false\n")
+	lb := startAdminBalancer(t, lbConfig("", "health_check:\n  enabled: false\n", backendsAt(ln.Addr().String())...))
 	c := client(t)
 	done := make(chan getResult, 1)
 	go func() {
@@ -323,7 +303,7 @@ func TestAdminDuringShutdown(t *testing.T) {
 	if err := lb.Wait(15 * time.Second); err != nil {
 		t.Errorf("exit: %v", err)
 	}
-	if !portFree(lb.Admin) {
+	if !refusesConnections(lb.Admin) {
 		t.Errorf("the admin listener still accepts connections after exit")
 	}
 }

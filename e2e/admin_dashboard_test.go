@@ -46,15 +46,14 @@ func TestAdminDashboardInChromium(t *testing.T) {
 	}
 	t.Parallel()
 
-	_, addr1 := startDemoBackendProc(t, "Backend 1")
-	proc2, addr2 := startDemoBackendProc(t, "Backend 2")
-	lb := startAdminBalancer(t, backendsYAML(addr1, addr2)+`strategy: round-robin
-health_check:
+	_, addr1 := startDemoBackend(t, "Backend 1")
+	proc2, addr2 := startDemoBackend(t, "Backend 2")
+	lb := startAdminBalancer(t, lbConfig("round-robin", `health_check:
   interval: 300ms
   timeout: 200ms
   fall: 1
   rise: 1
-`)
+`, backendsAt(addr1, addr2)...))
 
 	// Steady traffic for as long as the test runs: a request every 40ms.
 	stop := make(chan struct{})

@@ -30,10 +30,10 @@ var adminListening = regexp.MustCompile(`msg="admin listening" addr=(\S+)`)
 func startAdminBalancer(t testing.TB, configYAML string, extra ...string) *adminBalancer {
 	t.Helper()
 	b := startBalancer(t, configYAML, append([]string{"--admin-addr", "127.0.0.1:0"}, extra...)...)
-	b.WaitForOutput(`msg="admin listening"`, 10*time.Second)
-	m := adminListening.FindStringSubmatch(b.Output())
+	line, _ := b.WaitForLine(0, 10*time.Second, `msg="admin listening"`)
+	m := adminListening.FindStringSubmatch(line)
 	if m == nil {
-		t.Fatalf("no admin address in the log:\n%s", b.Output())
+		t.Fatalf("no admin address in the log line %q", line)
 	}
 	waitForPort(t, m[1], 5*time.Second)
 	return &adminBalancer{balancer: b, Admin: m[1]}

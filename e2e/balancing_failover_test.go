@@ -14,14 +14,8 @@ import (
 // retried on another backend) and nothing goes to the dead one.
 func TestFailoverBackendKilled(t *testing.T) {
 	t.Parallel()
-	procs := map[string]*process{}
-	var backends []lbBackend
-	for _, name := range []string{"B1", "B2", "B3"} {
-		p, addr := startDemoBackendProc(t, name)
-		procs[name] = p
-		backends = append(backends, lbBackend{Addr: addr})
-	}
-	lb := startLB(t, lbYAML("round-robin", "", backends...))
+	procs, backends := startDemoBackends(t, "B1", "B2", "B3")
+	lb := startBalancer(t, lbConfig("round-robin", "", backends...))
 	cl := client(t)
 
 	res := spread(cl, lb.URL("/"), 60, 4)
@@ -66,8 +60,8 @@ func TestFailoverEveryStrategy(t *testing.T) {
 		t.Run(strategy, func(t *testing.T) {
 			t.Parallel()
 			a, b, c := newTestBackend(t, "a"), newTestBackend(t, "b"), newTestBackend(t, "c")
-			lb := startLB(t, lbYAML(strategy, "",
-				lbBackend{Addr: a.addr, Weight: 3}, lbBackend{Addr: b.addr, Weight: 2}, lbBackend{Addr: c.addr, Weight: 1}))
+			lb := startBalancer(t, lbConfig(strategy, "",
+				backendEntry{Addr: a.addr, Weight: 3}, backendEntry{Addr: b.addr, Weight: 2}, backendEntry{Addr: c.addr, Weight: 1}))
 			cl := client(t)
 			// Pin a sticky client to b before b goes away.
 			var cookie []string
@@ -97,7 +91,7 @@ func TestFailoverEveryStrategy(t *testing.T) {
 func TestFailoverAllDown(t *testing.T) {
 	t.Parallel()
 	a, b := newTestBackend(t, "a"), newTestBackend(t, "b")
-	lb := startLB(t, lbYAML("round-robin", "", addrs(a, b)...))
+	lb := startBalancer(t, lbConfig("round-robin", "", backendsOf(a, b)...))
 	cl := client(t)
 	cl.Timeout = 5 * time.Second
 	if r := get(t, cl, lb.URL("/")); r.Status != http.StatusOK {

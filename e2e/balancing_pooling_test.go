@@ -13,7 +13,7 @@ import (
 func TestPoolingReusesBackendConnections(t *testing.T) {
 	t.Parallel()
 	be := newTestBackend(t, "pooled")
-	lb := startLB(t, lbYAML("round-robin", "", addrs(be)...))
+	lb := startBalancer(t, lbConfig("round-robin", "", backendsOf(be)...))
 	const maxConns = 20
 
 	phase := func(name string, n int, run func() loadResult) {

@@ -43,7 +43,7 @@ func stickyValues(t *testing.T, lb *balancer, cookie string, names ...string) ma
 func TestStickyCookieAttributes(t *testing.T) {
 	t.Parallel()
 	a, b, c := newTestBackend(t, "a"), newTestBackend(t, "b"), newTestBackend(t, "c")
-	lb := startLB(t, lbYAML("sticky", "", addrs(a, b, c)...))
+	lb := startBalancer(t, lbConfig("sticky", "", backendsOf(a, b, c)...))
 
 	r := get(t, client(t), lb.URL("/set-app-cookie"))
 	if r.Status != http.StatusOK {
@@ -96,7 +96,7 @@ func TestStickyCookieAttributes(t *testing.T) {
 func TestStickyCookieNameAndMaxAge(t *testing.T) {
 	t.Parallel()
 	a, b := newTestBackend(t, "a"), newTestBackend(t, "b")
-	lb := startLB(t, lbYAML("sticky", "sticky:\n  max_age: 1h\n", addrs(a, b)...), "--cookie-name", "E2E_PIN")
+	lb := startBalancer(t, lbConfig("sticky", "sticky:\n  max_age: 1h\n", backendsOf(a, b)...), "--cookie-name", "E2E_PIN")
 
 	r := get(t, client(t), lb.URL("/"))
 	if _, v := cookieFrom(r.Header, defaultCookie); v != "" {
@@ -133,7 +133,7 @@ func TestStickyCookieNameAndMaxAge(t *testing.T) {
 func TestStickyPinning(t *testing.T) {
 	t.Parallel()
 	a, b, c := newTestBackend(t, "a"), newTestBackend(t, "b"), newTestBackend(t, "c")
-	lb := startLB(t, lbYAML("sticky", "", addrs(a, b, c)...))
+	lb := startBalancer(t, lbConfig("sticky", "", backendsOf(a, b, c)...))
 
 	// Round robin fallback: three cookieless requests, three backends.
 	cl := client(t)
@@ -185,7 +185,7 @@ func TestStickyPinning(t *testing.T) {
 func TestStickyForgedCookie(t *testing.T) {
 	t.Parallel()
 	a, b, c := newTestBackend(t, "a"), newTestBackend(t, "b"), newTestBackend(t, "c")
-	lb := startLB(t, lbYAML("sticky", "", addrs(a, b, c)...))
+	lb := startBalancer(t, lbConfig("sticky", "", backendsOf(a, b, c)...))
 	values := stickyValues(t, lb, defaultCookie, "a", "b", "c")
 	byValue := map[string]string{}
 	for name, v := range values {
@@ -226,10 +226,10 @@ func TestStickyValueStable(t *testing.T) {
 	t.Parallel()
 	a, b, c, d := newTestBackend(t, "a"), newTestBackend(t, "b"), newTestBackend(t, "c"), newTestBackend(t, "d")
 	secret := "sticky:\n  secret: \"e2e shared secret\"\n"
-	lb1 := startLB(t, lbYAML("sticky", secret, addrs(a, b, c)...))
-	lb2 := startLB(t, lbYAML("sticky", secret, addrs(d, c, a, b)...))
-	lb3 := startLB(t, lbYAML("sticky", "", addrs(a, b, c)...))
-	lb4 := startLB(t, lbYAML("sticky", "", addrs(c, b, d, a)...))
+	lb1 := startBalancer(t, lbConfig("sticky", secret, backendsOf(a, b, c)...))
+	lb2 := startBalancer(t, lbConfig("sticky", secret, backendsOf(d, c, a, b)...))
+	lb3 := startBalancer(t, lbConfig("sticky", "", backendsOf(a, b, c)...))
+	lb4 := startBalancer(t, lbConfig("sticky", "", backendsOf(c, b, d, a)...))
 
 	v1 := stickyValues(t, lb1, defaultCookie, "a", "b", "c")
 	v2 := stickyValues(t, lb2, defaultCookie, "a", "b", "c", "d")
@@ -263,14 +263,8 @@ func TestStickyValueStable(t *testing.T) {
 // client there, and the new pin holds.
 func TestStickyPinnedBackendDown(t *testing.T) {
 	t.Parallel()
-	procs := map[string]*process{}
-	var backends []lbBackend
-	for _, name := range []string{"B1", "B2", "B3"} {
-		p, addr := startDemoBackendProc(t, name)
-		procs[name] = p
-		backends = append(backends, lbBackend{Addr: addr})
-	}
-	lb := startLB(t, lbYAML("sticky", "", backends...))
+	procs, backends := startDemoBackends(t, "B1", "B2", "B3")
+	lb := startBalancer(t, lbConfig("sticky", "", backends...))
 	cl := client(t)
 
 	r := get(t, cl, lb.URL("/"))

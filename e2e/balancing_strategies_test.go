@@ -13,7 +13,7 @@ import (
 func TestBalancingRoundRobin(t *testing.T) {
 	t.Parallel()
 	a, b, c := newTestBackend(t, "a"), newTestBackend(t, "b"), newTestBackend(t, "c")
-	lb := startLB(t, lbYAML("round-robin", "", addrs(a, b, c)...))
+	lb := startBalancer(t, lbConfig("round-robin", "", backendsOf(a, b, c)...))
 
 	oc := newOneConnClient(t)
 	seq := sequenceOver(t, oc, lb.URL("/rr"), 30)
@@ -44,7 +44,7 @@ func TestBalancingRoundRobin(t *testing.T) {
 func TestBalancingRoundRobinOneDown(t *testing.T) {
 	t.Parallel()
 	a, b, c, d := newTestBackend(t, "a"), newTestBackend(t, "b"), newTestBackend(t, "c"), newTestBackend(t, "d")
-	lb := startLB(t, lbYAML("round-robin", "", addrs(a, b, c, d)...))
+	lb := startBalancer(t, lbConfig("round-robin", "", backendsOf(a, b, c, d)...))
 	cl := client(t)
 	if r := get(t, cl, lb.URL("/")); r.Status != http.StatusOK {
 		t.Fatalf("status %d before the failure", r.Status)
@@ -113,8 +113,8 @@ func TestBalancingWeightedRoundRobin(t *testing.T) {
 	t.Parallel()
 	a, b, c := newTestBackend(t, "a"), newTestBackend(t, "b"), newTestBackend(t, "c")
 	weights := []int{5, 1, 1}
-	lb := startLB(t, lbYAML("weighted-round-robin", "",
-		lbBackend{Addr: a.addr, Weight: 5}, lbBackend{Addr: b.addr, Weight: 1}, lbBackend{Addr: c.addr, Weight: 1}))
+	lb := startBalancer(t, lbConfig("weighted-round-robin", "",
+		backendEntry{Addr: a.addr, Weight: 5}, backendEntry{Addr: b.addr, Weight: 1}, backendEntry{Addr: c.addr, Weight: 1}))
 
 	names := []string{"a", "b", "c"}
 	const cycle = 7
@@ -191,7 +191,7 @@ func count(s []string, x string) int {
 func TestBalancingRandomUniform(t *testing.T) {
 	t.Parallel()
 	a, b, c := newTestBackend(t, "a"), newTestBackend(t, "b"), newTestBackend(t, "c")
-	lb := startLB(t, lbYAML("random", "", addrs(a, b, c)...))
+	lb := startBalancer(t, lbConfig("random", "", backendsOf(a, b, c)...))
 	names := []string{"a", "b", "c"}
 
 	const n = 3000
@@ -228,7 +228,7 @@ func TestBalancingRandomUniform(t *testing.T) {
 func TestBalancingRandomWeighted(t *testing.T) {
 	t.Parallel()
 	a, b := newTestBackend(t, "a"), newTestBackend(t, "b")
-	lb := startLB(t, lbYAML("random", "", lbBackend{Addr: a.addr, Weight: 2}, lbBackend{Addr: b.addr, Weight: 1}))
+	lb := startBalancer(t, lbConfig("random", "", backendEntry{Addr: a.addr, Weight: 2}, backendEntry{Addr: b.addr, Weight: 1}))
 
 	const n = 3000
 	res := spread(client(t), lb.URL("/random-weighted"), n, 8)
@@ -247,7 +247,7 @@ func TestBalancingRandomWeighted(t *testing.T) {
 func TestBalancingDefaultStrategyIsRandom(t *testing.T) {
 	t.Parallel()
 	a, b := newTestBackend(t, "a"), newTestBackend(t, "b")
-	lb := startLB(t, lbYAML("", "", addrs(a, b)...))
+	lb := startBalancer(t, lbConfig("", "", backendsOf(a, b)...))
 	seq := sequenceOver(t, newOneConnClient(t), lb.URL("/default"), 200)
 	// Strict alternation of 200 picks has probability 2^-199 under random.
 	alternates := true

@@ -96,7 +96,7 @@ func TestCLICheckBad(t *testing.T) {
 			if r.Code == 0 || !strings.Contains(r.Stderr, where) || !strings.Contains(r.Stderr, tc.field) {
 				t.Errorf("load_balancer -c bad.yaml: exit %d, stderr %q; want non-zero naming %s and %s", r.Code, r.Stderr, where, tc.field)
 			}
-			if !portFree("127.0.0.1:" + port) {
+			if !refusesConnections("127.0.0.1:" + port) {
 				t.Errorf("load_balancer -c bad.yaml listens on %s", port)
 			}
 		})

@@ -109,7 +109,7 @@ func TestCLIVersion(t *testing.T) {
 func TestCLIBadValues(t *testing.T) {
 	t.Parallel()
 	be := newTestBackend(t, "a")
-	good := lbYAML("round-robin", "", addrs(be)...)
+	good := lbConfig("round-robin", "", backendsOf(be)...)
 	for _, tc := range []struct {
 		name    string
 		args    []string
@@ -156,7 +156,7 @@ func TestCLIBadValues(t *testing.T) {
 			if strings.Contains(r.Stderr+r.Stdout, "started") {
 				t.Errorf("%v: the balancer started before failing: %s", tc.args, r.Stderr)
 			}
-			if !portFree(net.JoinHostPort("127.0.0.1", port)) {
+			if !refusesConnections(net.JoinHostPort("127.0.0.1", port)) {
 				t.Errorf("%v: something listens on port %s", tc.args, port)
 			}
 			if _, err := os.Stat(filepath.Join(dir, "logs")); err == nil && !tc.late {
@@ -183,7 +183,7 @@ func TestCLINoConfigUsesSeedBackends(t *testing.T) {
 	}
 	newTestBackendOn(t, "9001", lns[0])
 	newTestBackendOn(t, "9002", lns[1])
-	lb := startLB(t, "", "-s", "round-robin")
+	lb := startBalancer(t, "", "-s", "round-robin")
 	res := spread(client(t), lb.URL("/"), 20, 2)
 	if len(res.Failures) > 0 {
 		t.Fatalf("without -c: %d failures, first %s", len(res.Failures), res.Failures[0])
@@ -203,7 +203,7 @@ func TestCLIFlagsWinOverFile(t *testing.T) {
 		t.Parallel()
 		filePort := freePort(t)
 		extra := "listen:\n  host: 127.0.0.1\n  port: " + strconv.Itoa(filePort) + "\n"
-		lb := startLB(t, lbYAML("sticky", extra, addrs(a, b)...), "-s", "round-robin")
+		lb := startBalancer(t, lbConfig("sticky", extra, backendsOf(a, b)...), "-s", "round-robin")
 		oc := newOneConnClient(t)
 		var seq []string
 		for i := range 10 {
@@ -218,14 +218,14 @@ func TestCLIFlagsWinOverFile(t *testing.T) {
 				t.Fatalf("with -s round-robin consecutive requests went to the same backend: %v", seq)
 			}
 		}
-		if !portFree(net.JoinHostPort("127.0.0.1", strconv.Itoa(filePort))) {
+		if !refusesConnections(net.JoinHostPort("127.0.0.1", strconv.Itoa(filePort))) {
 			t.Errorf("the balancer also listens on the file's listen.port %d although -p was given", filePort)
 		}
 	})
 	t.Run("file round-robin, flag sticky", func(t *testing.T) {
 		t.Parallel()
 		extra := "sticky:\n  cookie_name: FROM_FILE\n"
-		lb := startLB(t, lbYAML("round-robin", extra, addrs(a, b)...), "--strategy", "sticky", "--cookie-name", "FROM_FLAG")
+		lb := startBalancer(t, lbConfig("round-robin", extra, backendsOf(a, b)...), "--strategy", "sticky", "--cookie-name", "FROM_FLAG")
 		r := get(t, client(t), lb.URL("/"))
 		if _, v := cookieFrom(r.Header, "FROM_FLAG"); v == "" {
 			t.Errorf("-s sticky --cookie-name FROM_FLAG: no FROM_FLAG cookie; Set-Cookie %q", r.Header.Values("Set-Cookie"))
@@ -236,7 +236,7 @@ func TestCLIFlagsWinOverFile(t *testing.T) {
 	})
 	t.Run("file strategy without flag", func(t *testing.T) {
 		t.Parallel()
-		lb := startLB(t, lbYAML("sticky", "", addrs(a, b)...))
+		lb := startBalancer(t, lbConfig("sticky", "", backendsOf(a, b)...))
 		if r := get(t, client(t), lb.URL("/")); r.Header.Get("Set-Cookie") == "" {
 			t.Errorf("strategy: sticky in the file is not applied without -s")
 		}
@@ -248,21 +248,13 @@ func TestCLIFlagsWinOverFile(t *testing.T) {
 func TestCLIWatchReloads(t *testing.T) {
 	t.Parallel()
 	a, b := newTestBackend(t, "a"), newTestBackend(t, "b")
-	lb := startLB(t, lbYAML("round-robin", "", addrs(a)...), "-w", "-i", "100")
+	lb := startBalancer(t, lbConfig("round-robin", "", backendsOf(a)...), "-w", "-i", "100")
 	cl := client(t)
 	if r := get(t, cl, lb.URL("/")); r.Backend != "a" {
 		t.Fatalf("before the change: served by %q", r.Backend)
 	}
-	write := func(yaml string) {
-		tmp := filepath.Join(lb.Dir, "lb.yaml.tmp")
-		if err := os.WriteFile(tmp, []byte(yaml), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, filepath.Join(lb.Dir, "lb.yaml")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(lbYAML("round-robin", "", addrs(b)...))
+	path := filepath.Join(lb.Dir, "lb.yaml")
+	writeFileAtomic(t, path, lbConfig("round-robin", "", backendsOf(b)...))
 	var last getResult
 	if !eventually(10*time.Second, func() bool {
 		last = get(t, cl, lb.URL("/watch"))
@@ -278,7 +270,7 @@ func TestCLIWatchReloads(t *testing.T) {
 
 	// A broken file changes nothing but a log line naming it...
 	from := len(lb.Output())
-	write("backends:\n  - host: \"127.0.0.1\"\n    port: 70000\n")
+	writeFileAtomic(t, path, "backends:\n  - host: \"127.0.0.1\"\n    port: 70000\n")
 	if !eventually(10*time.Second, func() bool { return strings.Contains(lb.Output()[from:], "lb.yaml:3") }) {
 		t.Fatalf("no log line names lb.yaml:3 within 10s of writing a bad file; output since:\n%s", lb.Output()[from:])
 	}
@@ -288,7 +280,7 @@ func TestCLIWatchReloads(t *testing.T) {
 		}
 	}
 	// ...and the watcher keeps watching.
-	write(lbYAML("round-robin", "", addrs(a)...))
+	writeFileAtomic(t, path, lbConfig("round-robin", "", backendsOf(a)...))
 	if !eventually(10*time.Second, func() bool {
 		last = get(t, cl, lb.URL("/watch"))
 		return last.Status == http.StatusOK && last.Backend == "a"

@@ -12,19 +12,11 @@ import (
 	"time"
 )
 
-// linesWith returns the lines of the file at path that contain s.
+// linesWith returns the lines of the file at path that contain s (none
+// when it cannot be read).
 func linesWith(path, s string) []string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil
-	}
-	var out []string
-	for l := range strings.Lines(string(data)) {
-		if strings.Contains(l, s) {
-			out = append(out, strings.TrimRight(l, "\n"))
-		}
-	}
-	return out
+	data, _ := os.ReadFile(path)
+	return linesContaining(string(data), s)
 }
 
 // waitForLines waits until the file at path holds a line containing each
@@ -75,7 +67,7 @@ func uniquePaths(prefix string, n int) []string {
 func TestLogDefaultFile(t *testing.T) {
 	t.Parallel()
 	be := newTestBackend(t, "a")
-	lb := startLB(t, lbYAML("round-robin", "", addrs(be)...))
+	lb := startBalancer(t, lbConfig("round-robin", "", backendsOf(be)...))
 	paths := uniquePaths("default-log", 5)
 	sendPaths(t, lb, http.StatusOK, paths...)
 
@@ -108,7 +100,7 @@ func TestLogDefaultFile(t *testing.T) {
 		}
 	}
 	// stderr gets the same lines.
-	lb.WaitForOutput(paths[len(paths)-1], 5*time.Second)
+	lb.WaitForLine(0, 5*time.Second, paths[len(paths)-1])
 }
 
 // TestLogFileFlagJSON: --log-file writes to the given path (directories
@@ -118,7 +110,7 @@ func TestLogDefaultFile(t *testing.T) {
 func TestLogFileFlagJSON(t *testing.T) {
 	t.Parallel()
 	be := newTestBackend(t, "a")
-	lb := startLB(t, lbYAML("round-robin", "", addrs(be)...), "--log-file", "var/log/e2e.log", "--log-format", "json")
+	lb := startBalancer(t, lbConfig("round-robin", "", backendsOf(be)...), "--log-file", "var/log/e2e.log", "--log-format", "json")
 	paths := uniquePaths("json-log", 3)
 	sendPaths(t, lb, http.StatusOK, paths...)
 	file := filepath.Join(lb.Dir, "var", "log", "e2e.log")
@@ -147,7 +139,7 @@ func TestLogFileFlagJSON(t *testing.T) {
 func TestLogFileFlagWinsOverFile(t *testing.T) {
 	t.Parallel()
 	be := newTestBackend(t, "a")
-	lb := startLB(t, lbYAML("round-robin", "log:\n  file: from-file.log\n", addrs(be)...), "--log-file", "from-flag.log")
+	lb := startBalancer(t, lbConfig("round-robin", "log:\n  file: from-file.log\n", backendsOf(be)...), "--log-file", "from-flag.log")
 	paths := uniquePaths("flag-wins", 2)
 	sendPaths(t, lb, http.StatusOK, paths...)
 	waitForLines(t, filepath.Join(lb.Dir, "from-flag.log"), paths...)
@@ -161,7 +153,8 @@ func TestLogFileFlagWinsOverFile(t *testing.T) {
 func TestLogLevelFlag(t *testing.T) {
 	t.Parallel()
 	be := newTestBackend(t, "a")
-	lb := startLB(t, lbYAML("round-robin", "", addrs(be)...), "--log-file", "lb.log", "--log-level", "warn")
+	// At level warn the balancer does not log that it started.
+	lb := startBalancerArgs(t, lbConfig("round-robin", "", backendsOf(be)...), "--admin-addr", "off", "--log-file", "lb.log", "--log-level", "warn")
 	quiet := uniquePaths("quiet", 3)
 	oc := newOneConnClient(t)
 	for _, p := range quiet {

@@ -24,17 +24,11 @@ import (
 // serves again. Two clients send requests the whole time and none fails.
 func TestHealthKilledBackendLeavesAndRejoins(t *testing.T) {
 	t.Parallel()
-	procs := map[string]*process{}
-	addr := map[string]string{}
-	var entries []lcEntry
-	for _, name := range []string{"A", "B", "C"} {
-		p, a := startDemoBackendProc(t, name)
-		procs[name], addr[name] = p, a
-		entries = append(entries, lcEntry{Addr: a})
-	}
+	procs, entries := startDemoBackends(t, "A", "B", "C")
+	bAddr := entries[1].Addr
 	interval, fall, rise, jitter := 100*time.Millisecond, 2, 2, 0.1
-	lb := lcStartLB(t, lcConfig("round-robin", lcFastHealth, entries...))
-	bKey := "backend=http://" + addr["B"]
+	lb := startBalancer(t, lbConfig("round-robin", lcFastHealth, entries...))
+	bKey := "backend=http://" + bAddr
 
 	load := lcStartLoad(t, lb.URL("/load"), 2, 5*time.Millisecond)
 	load.waitServed(t, "B", 5, 10*time.Second)
@@ -42,8 +36,8 @@ func TestHealthKilledBackendLeavesAndRejoins(t *testing.T) {
 	from := len(lb.Output())
 	killed := time.Now()
 	kill(t, procs["B"])
-	down, after := lcWaitLine(t, lb.process, from, 10*time.Second, `msg="backend down"`, bKey)
-	detection := lcLogTime(down).Sub(killed)
+	down, after := lb.WaitForLine(from, 10*time.Second, `msg="backend down"`, bKey)
+	detection := logTime(down).Sub(killed)
 	t.Logf("MEASURE detection (SIGKILL → \"backend down\"): %s; line: %s", detection.Round(time.Millisecond), down)
 	if !strings.Contains(down, "source=active") || !strings.Contains(down, "connection refused") {
 		t.Errorf("down event %q, want source=active with the probe's reason (connection refused)", down)
@@ -57,7 +51,7 @@ func TestHealthKilledBackendLeavesAndRejoins(t *testing.T) {
 	// Out of rotation: requests sent from now on are never tried on B
 	// (their access lines show one attempt).
 	c := client(t)
-	if got := lcServedBy(t, c, lb.URL("/after-down"), 30); got["B"] != 0 || got["A"] == 0 || got["C"] == 0 {
+	if got := servedBy(t, c, lb.URL("/after-down"), 30); got["B"] != 0 || got["A"] == 0 || got["C"] == 0 {
 		t.Errorf("after B was marked down: served by %v, want A and C only", got)
 	}
 	if lines := lcAccessLines(t, lb.process, after, "/after-down", 30); lcCount(lines, " attempts=1 ") != 30 {
@@ -68,13 +62,12 @@ func TestHealthKilledBackendLeavesAndRejoins(t *testing.T) {
 	// Revive B on the same port.
 	from = len(lb.Output())
 	revived := time.Now()
-	start(t, "lb_backend", "", "--host", "127.0.0.1", "--port", strings.TrimPrefix(addr["B"], "127.0.0.1:"), "--name", "B")
-	waitForPort(t, addr["B"], 10*time.Second)
+	startDemoBackendAt(t, "B", bAddr)
 	listening := time.Now()
-	up, _ := lcWaitLine(t, lb.process, from, 10*time.Second, `msg="backend up"`, bKey)
-	recovery := lcLogTime(up).Sub(listening)
+	up, _ := lb.WaitForLine(from, 10*time.Second, `msg="backend up"`, bKey)
+	recovery := logTime(up).Sub(listening)
 	t.Logf("MEASURE recovery (revived B accepts connections → \"backend up\"): %s (%s after starting the process); line: %s",
-		recovery.Round(time.Millisecond), lcLogTime(up).Sub(revived).Round(time.Millisecond), up)
+		recovery.Round(time.Millisecond), logTime(up).Sub(revived).Round(time.Millisecond), up)
 	if !strings.Contains(up, "2 consecutive successes") {
 		t.Errorf("up event %q, want the reason \"2 consecutive successes\" (rise 2)", up)
 	}
@@ -97,22 +90,22 @@ func TestHealthKilledBackendLeavesAndRejoins(t *testing.T) {
 // in. Switching the answers moves backends out and in at run time.
 func TestHealthHTTPCheck(t *testing.T) {
 	t.Parallel()
-	ok, sick, wrongBody, override := newLCBackend(t, "ok"), newLCBackend(t, "sick"), newLCBackend(t, "wrongbody"), newLCBackend(t, "override")
+	ok, sick, wrongBody, override := newTestBackend(t, "ok"), newTestBackend(t, "sick"), newTestBackend(t, "wrongbody"), newTestBackend(t, "override")
 	sick.setHealth("/health", http.StatusServiceUnavailable, "ready")
 	wrongBody.setHealth("/health", http.StatusOK, "starting")
 	override.setHealth("/health", http.StatusServiceUnavailable, "not here")
 	global := "health_check:\n  path: /health\n  expect_status: \"200\"\n  expect_body: ready\n  host: health.internal\n" +
 		"  interval: 100ms\n  timeout: 80ms\n  fall: 2\n  rise: 2\npassive_health:\n  enabled: false\n"
-	lb := lcStartLB(t, lcConfig("round-robin", global,
-		lcEntry{Addr: ok.addr}, lcEntry{Addr: sick.addr}, lcEntry{Addr: wrongBody.addr},
-		lcEntry{Addr: override.addr, Extra: "health_check:\n  path: /ready"}))
-	key := func(b *lcBackend) string { return "backend=http://" + b.addr }
+	lb := startBalancer(t, lbConfig("round-robin", global,
+		backendEntry{Addr: ok.addr}, backendEntry{Addr: sick.addr}, backendEntry{Addr: wrongBody.addr},
+		backendEntry{Addr: override.addr, Extra: "health_check:\n  path: /ready"}))
+	key := func(b *testBackend) string { return "backend=http://" + b.addr }
 
-	line, _ := lcWaitLine(t, lb.process, 0, 5*time.Second, `msg="backend down"`, key(sick))
+	line, _ := lb.WaitForLine(0, 5*time.Second, `msg="backend down"`, key(sick))
 	if !strings.Contains(line, "503") {
 		t.Errorf("down event of the backend answering 503: %q, want the status in the reason", line)
 	}
-	line, _ = lcWaitLine(t, lb.process, 0, 5*time.Second, `msg="backend down"`, key(wrongBody))
+	line, _ = lb.WaitForLine(0, 5*time.Second, `msg="backend down"`, key(wrongBody))
 	if !strings.Contains(line, `does not contain`) || !strings.Contains(line, "ready") {
 		t.Errorf("down event of the backend with the wrong body: %q, want a reason naming the expected body", line)
 	}
@@ -121,14 +114,14 @@ func TestHealthHTTPCheck(t *testing.T) {
 	}
 
 	c := client(t)
-	got := lcServedBy(t, c, lb.URL("/"), 40)
+	got := servedBy(t, c, lb.URL("/"), 40)
 	if got["ok"] == 0 || got["override"] == 0 || got["sick"]+got["wrongbody"] != 0 {
 		t.Errorf("served by %v, want ok and override only (sick answers 503 on /health, wrongbody lacks \"ready\")", got)
 	}
 	if n := sick.requests.Load() + wrongBody.requests.Load(); n != 0 {
 		t.Errorf("backends failing their check received %d requests", n)
 	}
-	for _, l := range lcLines(lb.Output(), `msg="backend down"`) {
+	for _, l := range linesContaining(lb.Output(), `msg="backend down"`) {
 		if strings.Contains(l, key(ok)) || strings.Contains(l, key(override)) {
 			t.Errorf("a passing backend was marked down: %s", l)
 		}
@@ -137,23 +130,23 @@ func TestHealthHTTPCheck(t *testing.T) {
 	// sick recovers: up after rise good probes, then it gets traffic.
 	from := len(lb.Output())
 	sick.setHealth("/health", http.StatusOK, "ready")
-	line, _ = lcWaitLine(t, lb.process, from, 5*time.Second, `msg="backend up"`, key(sick))
+	line, _ = lb.WaitForLine(from, 5*time.Second, `msg="backend up"`, key(sick))
 	if !strings.Contains(line, "2 consecutive successes") {
 		t.Errorf("up event %q, want reason \"2 consecutive successes\"", line)
 	}
-	if got := lcServedBy(t, c, lb.URL("/"), 20); got["sick"] == 0 {
+	if got := servedBy(t, c, lb.URL("/"), 20); got["sick"] == 0 {
 		t.Errorf("after sick passed its check again: served by %v, want sick among them", got)
 	}
 
 	// ok fails: an answer outside expect_status takes it out.
 	from = len(lb.Output())
 	ok.setHealth("/health", http.StatusInternalServerError, "ready")
-	line, _ = lcWaitLine(t, lb.process, from, 5*time.Second, `msg="backend down"`, key(ok))
+	line, _ = lb.WaitForLine(from, 5*time.Second, `msg="backend down"`, key(ok))
 	if !strings.Contains(line, "500 not in 200") {
 		t.Errorf("down event %q, want reason \"http status 500 not in 200\"", line)
 	}
 	before := ok.requests.Load()
-	if got := lcServedBy(t, c, lb.URL("/"), 30); got["ok"] != 0 {
+	if got := servedBy(t, c, lb.URL("/"), 30); got["ok"] != 0 {
 		t.Errorf("after ok failed its check: served by %v, want no ok", got)
 	}
 	if n := ok.requests.Load() - before; n != 0 {
@@ -167,16 +160,16 @@ func TestHealthHTTPCheck(t *testing.T) {
 // down rather than refusing everything.
 func TestHealthPanicMode(t *testing.T) {
 	t.Parallel()
-	alive := newLCBackend(t, "alive")
+	alive := newTestBackend(t, "alive")
 	alive.setHealth("/health", http.StatusServiceUnavailable, "maintenance")
-	dead := lcDeadAddr(t)
+	dead := deadAddr(t)
 	global := "health_check:\n  path: /health\n  interval: 100ms\n  timeout: 80ms\n"
-	lb := lcStartLB(t, lcConfig("round-robin", global, lcEntry{Addr: dead}, lcEntry{Addr: alive.addr}))
-	lcWaitLine(t, lb.process, 0, 5*time.Second, `msg="backend down"`, "backend=http://"+alive.addr)
-	lcWaitLine(t, lb.process, 0, 5*time.Second, `msg="backend down"`, "backend=http://"+dead)
+	lb := startBalancer(t, lbConfig("round-robin", global, backendsAt(dead, alive.addr)...))
+	lb.WaitForLine(0, 5*time.Second, `msg="backend down"`, "backend=http://"+alive.addr)
+	lb.WaitForLine(0, 5*time.Second, `msg="backend down"`, "backend=http://"+dead)
 
 	c := client(t)
-	if got := lcServedBy(t, c, lb.URL("/panic"), 20); got["alive"] != 20 {
+	if got := servedBy(t, c, lb.URL("/panic"), 20); got["alive"] != 20 {
 		t.Errorf("with every backend marked down: served by %v, want all 20 by the one that answers", got)
 	}
 	// Concurrent clients too.
@@ -192,15 +185,15 @@ func TestHealthPanicMode(t *testing.T) {
 // probes have not run.
 func TestHealthTCPRefusedAtStartup(t *testing.T) {
 	t.Parallel()
-	a := newLCBackend(t, "a")
-	dead := lcDeadAddr(t)
-	lb := lcStartLB(t, lcConfig("round-robin", "health_check:\n  interval: 1s\n  timeout: 500ms\n", lcEntry{Addr: dead}, lcEntry{Addr: a.addr}))
-	line, _ := lcWaitLine(t, lb.process, 0, time.Second, `msg="backend down"`, "backend=http://"+dead)
+	a := newTestBackend(t, "a")
+	dead := deadAddr(t)
+	lb := startBalancer(t, lbConfig("round-robin", "health_check:\n  interval: 1s\n  timeout: 500ms\n", backendsAt(dead, a.addr)...))
+	line, _ := lb.WaitForLine(0, time.Second, `msg="backend down"`, "backend=http://"+dead)
 	if !strings.Contains(line, "source=initial") {
 		t.Errorf("down event %q, want source=initial", line)
 	}
 	c := client(t)
-	lcServedBy(t, c, lb.URL("/first"), 10)
+	servedBy(t, c, lb.URL("/first"), 10)
 	if lines := lcAccessLines(t, lb.process, 0, "/first", 10); lcCount(lines, " attempts=1 ") != 10 {
 		t.Errorf("%d of 10 first requests were served at the first attempt, want all (the dead backend is known down):\n%s",
 			lcCount(lines, " attempts=1 "), strings.Join(lines, "\n"))
@@ -225,24 +218,24 @@ func TestHealthHTTPSProbes(t *testing.T) {
 		io.WriteString(w, "ok")
 	}))
 	t.Cleanup(secure.Close)
-	plain := newLCBackend(t, "plain")
-	entry := func(addr string) lcEntry {
+	plain := newTestBackend(t, "plain")
+	entry := func(addr string) backendEntry {
 		host, port, _ := net.SplitHostPort(addr)
-		return lcEntry{Addr: net.JoinHostPort("https://"+host, port), Extra: "tls:\n  insecure_skip_verify: true"}
+		return backendEntry{Addr: net.JoinHostPort("https://"+host, port), Extra: "tls:\n  insecure_skip_verify: true"}
 	}
 	global := "health_check:\n  path: /health\n  interval: 100ms\n  timeout: 80ms\n"
-	lb := lcStartLB(t, lcConfig("round-robin", global, entry(secure.Listener.Addr().String()), entry(plain.addr)))
-	down, _ := lcWaitLine(t, lb.process, 0, 5*time.Second, `msg="backend down"`, "backend=https://"+plain.addr)
+	lb := startBalancer(t, lbConfig("round-robin", global, entry(secure.Listener.Addr().String()), entry(plain.addr)))
+	down, _ := lb.WaitForLine(0, 5*time.Second, `msg="backend down"`, "backend=https://"+plain.addr)
 	if !strings.Contains(down, "tls") {
 		t.Errorf("down event of the plain server configured as https: %q, want a TLS handshake reason", down)
 	}
 	if !eventually(3*time.Second, func() bool { return tlsProbes.Load() >= 2 }) || plainProbes.Load() != 0 {
 		t.Errorf("the https backend got %d probes over TLS and %d in the clear, want them all over TLS", tlsProbes.Load(), plainProbes.Load())
 	}
-	if l := lcLines(lb.Output(), `msg="backend down"`, "backend=https://"+secure.Listener.Addr().String()); len(l) != 0 {
+	if l := linesContaining(lb.Output(), `msg="backend down"`, "backend=https://"+secure.Listener.Addr().String()); len(l) != 0 {
 		t.Errorf("the https backend was marked down: %v", l)
 	}
-	if got := lcServedBy(t, client(t), lb.URL("/"), 10); got["secure"] != 10 {
+	if got := servedBy(t, client(t), lb.URL("/"), 10); got["secure"] != 10 {
 		t.Errorf("served %v, want the https backend only", got)
 	}
 }

@@ -21,17 +21,17 @@ import (
 // check passes again it comes back.
 func TestHealthStateSurvivesReload(t *testing.T) {
 	t.Parallel()
-	a, b, c := newLCBackend(t, "A"), newLCBackend(t, "B"), newLCBackend(t, "C")
+	a, b, c := newTestBackend(t, "A"), newTestBackend(t, "B"), newTestBackend(t, "C")
 	b.setHealth("/health", http.StatusServiceUnavailable, "sick")
-	dead := []string{lcDeadAddr(t), lcDeadAddr(t), lcDeadAddr(t)}
+	dead := []string{deadAddr(t), deadAddr(t), deadAddr(t)}
 	health := func(interval string) string {
 		return "health_check:\n  path: /health\n  interval: " + interval + "\n  timeout: 80ms\n  fall: 2\n  rise: 2\n" +
 			"passive_health:\n  enabled: false\n"
 	}
 	bKey := "backend=http://" + b.addr
-	lb := lcStartLB(t, lcConfig("round-robin", health("100ms"), lcEntries(a.addr, b.addr)...), "-w", "-i", "100")
+	lb := startBalancer(t, lbConfig("round-robin", health("100ms"), backendsOf(a, b)...), "-w", "-i", "100")
 	path := filepath.Join(lb.Dir, "lb.yaml")
-	down, _ := lcWaitLine(t, lb.process, 0, 5*time.Second, `msg="backend down"`, bKey)
+	down, _ := lb.WaitForLine(0, 5*time.Second, `msg="backend down"`, bKey)
 	if !strings.Contains(down, "source=initial") {
 		t.Errorf("B's down event %q, want source=initial (the startup round)", down)
 	}
@@ -43,34 +43,34 @@ func TestHealthStateSurvivesReload(t *testing.T) {
 		name string
 		cfg  string
 	}{
-		{"backends added", lcConfig("round-robin", health("100ms"),
-			lcEntry{Addr: a.addr}, lcEntry{Addr: b.addr}, lcEntry{Addr: c.addr}, lcEntry{Addr: dead[0]})},
-		{"probe interval changed", lcConfig("round-robin", health("150ms"),
-			lcEntry{Addr: a.addr}, lcEntry{Addr: b.addr}, lcEntry{Addr: c.addr}, lcEntry{Addr: dead[0]}, lcEntry{Addr: dead[1]})},
-		{"B's own check changed", lcConfig("round-robin", health("150ms"),
-			lcEntry{Addr: a.addr}, lcEntry{Addr: b.addr, Extra: "health_check:\n  fall: 3\n  rise: 3"}, lcEntry{Addr: c.addr},
-			lcEntry{Addr: dead[0]}, lcEntry{Addr: dead[1]}, lcEntry{Addr: dead[2]})},
+		{"backends added", lbConfig("round-robin", health("100ms"),
+			backendsAt(a.addr, b.addr, c.addr, dead[0])...)},
+		{"probe interval changed", lbConfig("round-robin", health("150ms"),
+			backendsAt(a.addr, b.addr, c.addr, dead[0], dead[1])...)},
+		{"B's own check changed", lbConfig("round-robin", health("150ms"),
+			backendEntry{Addr: a.addr}, backendEntry{Addr: b.addr, Extra: "health_check:\n  fall: 3\n  rise: 3"}, backendEntry{Addr: c.addr},
+			backendEntry{Addr: dead[0]}, backendEntry{Addr: dead[1]}, backendEntry{Addr: dead[2]})},
 	}
 	from := len(lb.Output())
 	for i, step := range steps {
-		lcWriteAtomic(t, path, step.cfg)
-		reloadLine, reloaded := lcWaitLine(t, lb.process, from, 10*time.Second, `msg="config reloaded"`)
+		writeFileAtomic(t, path, step.cfg)
+		reloadLine, reloaded := lb.WaitForLine(from, 10*time.Second, `msg="config reloaded"`)
 		// B's probes on the new config: three of them span at least two
 		// probe intervals, time enough for a lost state to show as traffic.
 		probes := b.probes.Load()
 		if !eventually(5*time.Second, func() bool { return b.probes.Load() >= probes+3 }) {
 			t.Fatalf("%s: B was probed %d times in 5s after the reload, want 3", step.name, b.probes.Load()-probes)
 		}
-		line, next := lcWaitLine(t, lb.process, from, 5*time.Second, `msg="backend down"`, "backend=http://"+dead[i])
-		tried := len(lcLines(lb.Output()[from:max(next, reloaded)], "msg=access", "attempts=2"))
+		line, next := lb.WaitForLine(from, 5*time.Second, `msg="backend down"`, "backend=http://"+dead[i])
+		tried := len(linesContaining(lb.Output()[from:max(next, reloaded)], "msg=access", "attempts=2"))
 		t.Logf("%s: the refusing backend added by the reload went down %s after the reload (%s); requests tried on it first: %d",
-			step.name, lcLogTime(line).Sub(lcLogTime(reloadLine)).Round(time.Millisecond),
+			step.name, logTime(line).Sub(logTime(reloadLine)).Round(time.Millisecond),
 			strings.TrimSpace(line[strings.Index(line, "source="):]), tried)
 		if tried != 0 {
 			t.Errorf("%s: %d requests were tried on the refusing backend the reload added, want none (a new backend joins after one probe)", step.name, tried)
 		}
 		from = max(next, reloaded)
-		if ups := lcLines(lb.Output(), `msg="backend up"`, bKey); len(ups) != 0 {
+		if ups := linesContaining(lb.Output(), `msg="backend up"`, bKey); len(ups) != 0 {
 			t.Fatalf("%s: B flapped to healthy: %v", step.name, ups)
 		}
 		if n := b.requests.Load(); n != 0 {
@@ -83,7 +83,7 @@ func TestHealthStateSurvivesReload(t *testing.T) {
 
 	// B's check passes again (rise is now 3): it comes back.
 	b.setHealth("/health", http.StatusOK, "ok")
-	up, _ := lcWaitLine(t, lb.process, from, 5*time.Second, `msg="backend up"`, bKey)
+	up, _ := lb.WaitForLine(from, 5*time.Second, `msg="backend up"`, bKey)
 	if !strings.Contains(up, "3 consecutive successes") {
 		t.Errorf("B's up event %q, want \"3 consecutive successes\" (its own rise: 3)", up)
 	}

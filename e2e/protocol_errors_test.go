@@ -45,16 +45,11 @@ func TestProtocolMalformedBackendResponse(t *testing.T) {
 	c := client(t)
 	for path := range replies {
 		t.Run(path, func(t *testing.T) {
-			resp, err := c.Get(lb.URL(path))
-			if err != nil {
-				t.Fatal(err)
+			r := get(t, c, lb.URL(path))
+			if r.Status != http.StatusBadGateway {
+				t.Fatalf("status %d body %q, want 502", r.Status, r.Body)
 			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusBadGateway {
-				t.Fatalf("status %d body %q, want 502", resp.StatusCode, body)
-			}
-			assertCleanError(t, resp.Header, string(body), be.Addr)
+			assertCleanError(t, r.Header, r.Body, be.Addr)
 		})
 	}
 }
@@ -177,16 +172,11 @@ func TestProtocolNoBackendAnswers(t *testing.T) {
 			t.Parallel()
 			d1, d2 := deadAddr(t), deadAddr(t)
 			lb := startProtoBalancer(t, extra, d1, d2)
-			resp, err := client(t).Get(lb.URL("/"))
-			if err != nil {
-				t.Fatal(err)
+			r := get(t, client(t), lb.URL("/"))
+			if r.Status != http.StatusBadGateway {
+				t.Errorf("status %d body %q, want 502 (healthy backends tried and refused: statusAfter outside panic mode)", r.Status, r.Body)
 			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusBadGateway {
-				t.Errorf("status %d body %q, want 502 (healthy backends tried and refused: statusAfter outside panic mode)", resp.StatusCode, body)
-			}
-			assertCleanError(t, resp.Header, string(body), d1, d2)
+			assertCleanError(t, r.Header, r.Body, d1, d2)
 		})
 	}
 	t.Run("all marked down", func(t *testing.T) {
@@ -195,28 +185,23 @@ func TestProtocolNoBackendAnswers(t *testing.T) {
 		// refuse) can turn the 502 into a 503.
 		t.Parallel()
 		d1, d2 := deadAddr(t), deadAddr(t)
-		lb := startBalancer(t, backendsYAML(d1, d2)+
+		lb := startBalancer(t, lbConfig("round-robin",
 			"health_check:\n  interval: 200ms\n  timeout: 100ms\n  fall: 1\n"+
-			"retries:\n  attempts: 1\n"+
-			"admin:\n  addr: \"off\"\n", "-s", "round-robin")
+				"retries:\n  attempts: 1\n",
+			backendsAt(d1, d2)...))
 		c := client(t)
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			resp, err := c.Get(lb.URL("/"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusServiceUnavailable {
-				assertCleanError(t, resp.Header, string(body), d1, d2)
+			r := get(t, c, lb.URL("/"))
+			if r.Status == http.StatusServiceUnavailable {
+				assertCleanError(t, r.Header, r.Body, d1, d2)
 				if !strings.Contains(lb.Output(), "backend down") {
 					t.Error("503 before the health checker marked a backend down")
 				}
 				return
 			}
-			if resp.StatusCode != http.StatusBadGateway {
-				t.Fatalf("status %d body %q, want 502 until marked down, then 503", resp.StatusCode, body)
+			if r.Status != http.StatusBadGateway {
+				t.Fatalf("status %d body %q, want 502 until marked down, then 503", r.Status, r.Body)
 			}
 			if time.Now().After(deadline) {
 				t.Fatal("still 502 after 10s of failing health checks, want 503")
@@ -244,20 +229,15 @@ func TestProtocolResponseHeaderTimeout(t *testing.T) {
 	lb := startProtoBalancer(t, "timeouts:\n  response_header: 300ms\n", be.Addr)
 
 	start := time.Now()
-	resp, err := client(t).Get(lb.URL("/slow"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	r := get(t, client(t), lb.URL("/slow"))
 	took := time.Since(start)
-	if resp.StatusCode != http.StatusGatewayTimeout {
-		t.Fatalf("status %d body %q after %s, want 504", resp.StatusCode, body, took)
+	if r.Status != http.StatusGatewayTimeout {
+		t.Fatalf("status %d body %q after %s, want 504", r.Status, r.Body, took)
 	}
 	if took > 5*time.Second {
 		t.Errorf("504 took %s with a 300ms response_header timeout", took)
 	}
-	assertCleanError(t, resp.Header, string(body), be.Addr)
+	assertCleanError(t, r.Header, r.Body, be.Addr)
 	select {
 	case <-gaveUp:
 	case <-time.After(10 * time.Second):
@@ -429,27 +409,18 @@ func TestProtocolRetrySafety(t *testing.T) {
 func TestProtocolClientBodyErrorNotBlamedOnBackend(t *testing.T) {
 	t.Parallel()
 	be := newRecordingBackend(t, nil)
-	lb := startBalancer(t, backendsYAML(be.Addr)+
+	lb := startBalancer(t, lbConfig("round-robin",
 		"health_check:\n  enabled: false\n"+
-		"passive_health:\n  consecutive_failures: 2\n"+
-		"admin:\n  addr: \"off\"\n", "-s", "round-robin")
+			"passive_health:\n  consecutive_failures: 2\n",
+		backendsAt(be.Addr)...))
 	for i := range 3 {
-		raw := rawExchange(t, lb.Addr, "POST /bad-body HTTP/1.1\r\nHost: lb.test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n", 10*time.Second)
-		rs, err := parseResponses(raw)
-		if err != nil || len(rs) != 1 {
-			t.Fatalf("request %d: responses %v err %v; raw %q", i, statuses(rs), err, head(raw))
-		}
-		if rs[0].Status != http.StatusBadRequest {
-			t.Errorf("request %d: status %d, want 400 for a malformed request body", i, rs[0].Status)
+		res := exchangeOne(t, lb.Addr, "POST /bad-body HTTP/1.1\r\nHost: lb.test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n")
+		if res.Status != http.StatusBadRequest {
+			t.Errorf("request %d: status %d, want 400 for a malformed request body", i, res.Status)
 		}
 	}
-	resp, err := client(t).Get(lb.URL("/after"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Errorf("status %d after the bad requests", resp.StatusCode)
+	if r := get(t, client(t), lb.URL("/after")); r.Status != 200 {
+		t.Errorf("status %d after the bad requests", r.Status)
 	}
 	// Ejections are logged synchronously when the outcome is observed,
 	// before the reply is sent.

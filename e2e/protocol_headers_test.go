@@ -14,18 +14,6 @@ import (
 	"time"
 )
 
-// exchangeOne sends one raw request (which should carry Connection: close)
-// and returns the single response.
-func exchangeOne(t *testing.T, addr, req string) rawResponse {
-	t.Helper()
-	raw := rawExchange(t, addr, req, 10*time.Second)
-	rs, err := parseResponses(raw)
-	if err != nil || len(rs) != 1 {
-		t.Fatalf("want one response, got %v (err %v); raw %q", statuses(rs), err, head(raw))
-	}
-	return rs[0]
-}
-
 // onlyRequest returns the backend's only request, failing unless there is
 // exactly one.
 func onlyRequest(t *testing.T, be *recordingBackend) recordedRequest {
@@ -155,15 +143,23 @@ func TestProtocolForwardingHeaders(t *testing.T) {
 		"X-Forwarded-Host: public.example\r\n" +
 		"Via: 1.1 edge\r\n" +
 		"Connection: close\r\n\r\n"
+	// forward sends req through a balancer (with extra config) to a fresh
+	// recording backend and returns the response, which must be a 200, and
+	// what the backend received.
+	forward := func(t *testing.T, extra, req string) (rawResponse, recordedRequest) {
+		t.Helper()
+		be := newRecordingBackend(t, nil)
+		lb := startProtoBalancer(t, extra, be.Addr)
+		res := exchangeOne(t, lb.Addr, req)
+		if res.Status != 200 {
+			t.Fatalf("status %d body %q", res.Status, res.Body)
+		}
+		return res, onlyRequest(t, be)
+	}
 
 	t.Run("untrusted client", func(t *testing.T) {
 		t.Parallel()
-		be := newRecordingBackend(t, nil)
-		lb := startProtoBalancer(t, "", be.Addr)
-		if res := exchangeOne(t, lb.Addr, forged); res.Status != 200 {
-			t.Fatalf("status %d", res.Status)
-		}
-		r := onlyRequest(t, be)
+		_, r := forward(t, "", forged)
 		if got := r.Header.Values("X-Forwarded-For"); len(got) != 1 || got[0] != "127.0.0.1" {
 			t.Errorf("X-Forwarded-For %q, want just the real client [127.0.0.1]", got)
 		}
@@ -184,12 +180,7 @@ func TestProtocolForwardingHeaders(t *testing.T) {
 
 	t.Run("trusted proxy", func(t *testing.T) {
 		t.Parallel()
-		be := newRecordingBackend(t, nil)
-		lb := startProtoBalancer(t, "trusted_proxies: [\"127.0.0.1\"]\n", be.Addr)
-		if res := exchangeOne(t, lb.Addr, forged); res.Status != 200 {
-			t.Fatalf("status %d", res.Status)
-		}
-		r := onlyRequest(t, be)
+		_, r := forward(t, "trusted_proxies: [\"127.0.0.1\"]\n", forged)
 		xff := strings.Join(r.Header.Values("X-Forwarded-For"), ", ")
 		if xff != "203.0.113.7, 198.51.100.2, 127.0.0.1" {
 			t.Errorf("X-Forwarded-For %q, want %q", xff, "203.0.113.7, 198.51.100.2, 127.0.0.1")
@@ -208,13 +199,10 @@ func TestProtocolForwardingHeaders(t *testing.T) {
 
 	t.Run("HTTP/1.0 client", func(t *testing.T) {
 		t.Parallel()
-		be := newRecordingBackend(t, nil)
-		lb := startProtoBalancer(t, "", be.Addr)
-		res := exchangeOne(t, lb.Addr, "GET /old HTTP/1.0\r\nHost: old.example\r\n\r\n")
-		if res.Status != 200 || res.Body != "ok /old" {
-			t.Fatalf("status %d body %q", res.Status, res.Body)
+		res, r := forward(t, "", "GET /old HTTP/1.0\r\nHost: old.example\r\n\r\n")
+		if res.Body != "ok /old" {
+			t.Fatalf("body %q, want %q", res.Body, "ok /old")
 		}
-		r := onlyRequest(t, be)
 		if via := r.Header.Get("Via"); !strings.Contains(via, "1.0 load_balancer") {
 			t.Errorf("Via %q for an HTTP/1.0 request, want %q", via, "1.0 load_balancer")
 		}

@@ -1,9 +1,8 @@
 package e2e
 
-// Helpers of the protocol_* end-to-end tests: backends in the test process
-// (recording net/http servers and raw TCP servers that say exactly the bytes
-// a test wants), balancer configs without background noise, and raw
-// pipelined exchanges.
+// Helpers of the protocol_* end-to-end tests: recording backends in the
+// test process, balancers without background noise, random payloads, and
+// parsing raw pipelined exchanges.
 
 import (
 	"bufio"
@@ -19,28 +18,19 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
 
-// protoYAML is a config for addrs with active and passive health checking
-// off (no probe connections at raw backends, no ejections that would change
-// which backend a request reaches) and no admin listener (tests run in
-// parallel), plus extra YAML (top-level keys).
-func protoYAML(extra string, addrs ...string) string {
-	return backendsYAML(addrs...) +
-		"health_check:\n  enabled: false\n" +
-		"passive_health:\n  enabled: false\n" +
-		"admin:\n  addr: \"off\"\n" +
-		extra
-}
-
-// startProtoBalancer starts the balancer over addrs with round-robin, so that
-// which backend serves a request is predictable.
+// startProtoBalancer starts the balancer over addrs with round-robin (so
+// that which backend serves a request is predictable), active and passive
+// health checking off (no probe connections at raw backends, no ejections
+// that would change which backend a request reaches), plus extra YAML
+// (top-level keys).
 func startProtoBalancer(t *testing.T, extra string, addrs ...string) *balancer {
 	t.Helper()
-	return startBalancer(t, protoYAML(extra, addrs...), "-s", "round-robin")
+	quiet := "health_check:\n  enabled: false\npassive_health:\n  enabled: false\n"
+	return startBalancer(t, lbConfig("round-robin", quiet+extra, backendsAt(addrs...)...))
 }
 
 // randomBytes returns n random bytes.
@@ -143,82 +133,6 @@ func (b *recordingBackend) Count() int {
 	return len(b.reqs)
 }
 
-// rawBackend is a TCP server on loopback whose connections are served by a
-// function that reads and writes bytes directly: for malformed responses,
-// deaths mid-body, close-delimited bodies and capturing exactly what the
-// balancer sends.
-type rawBackend struct {
-	Addr  string
-	conns atomic.Int64
-	// Done is closed when the test ends; serve functions that wait for the
-	// test select on it too.
-	Done chan struct{}
-}
-
-// startRawBackend serves every accepted connection with serve in its own
-// goroutine. At the end of the test the listener and every connection are
-// closed and all serve calls are waited for.
-func startRawBackend(t *testing.T, serve func(c net.Conn, br *bufio.Reader)) *rawBackend {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rb := &rawBackend{Addr: ln.Addr().String(), Done: make(chan struct{})}
-	var (
-		wg     sync.WaitGroup
-		mu     sync.Mutex
-		open   = map[net.Conn]struct{}{}
-		closed bool
-	)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			rb.conns.Add(1)
-			mu.Lock()
-			if closed {
-				mu.Unlock()
-				c.Close()
-				return
-			}
-			open[c] = struct{}{}
-			wg.Add(1)
-			mu.Unlock()
-			go func() {
-				defer wg.Done()
-				defer func() {
-					mu.Lock()
-					delete(open, c)
-					mu.Unlock()
-					c.Close()
-				}()
-				c.SetDeadline(time.Now().Add(30 * time.Second))
-				serve(c, bufio.NewReader(c))
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		close(rb.Done)
-		ln.Close()
-		mu.Lock()
-		closed = true
-		for c := range open {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return rb
-}
-
-// Conns is the number of connections accepted so far.
-func (rb *rawBackend) Conns() int64 { return rb.conns.Load() }
-
 // readHead reads a message head (start line and header fields) up to and
 // including the empty line, and returns it exactly as received.
 func readHead(br *bufio.Reader) (string, error) {
@@ -241,19 +155,6 @@ func resetConn(c net.Conn) {
 		tc.SetLinger(0)
 	}
 	c.Close()
-}
-
-// deadAddr returns a loopback address where nothing listens (connection
-// refused).
-func deadAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
 
 // rawResponse is one response read from a raw exchange.
@@ -300,6 +201,26 @@ func statuses(rs []rawResponse) []int {
 	return out
 }
 
+// exchangeOne sends one raw request (which should carry Connection: close)
+// and returns the single response.
+func exchangeOne(t *testing.T, addr, req string) rawResponse {
+	t.Helper()
+	raw := rawExchange(t, addr, req, 15*time.Second)
+	rs, err := parseResponses(raw)
+	if err != nil || len(rs) != 1 {
+		t.Fatalf("want one response, got %v (err %v); raw %q", statuses(rs), err, head(raw))
+	}
+	return rs[0]
+}
+
+// head returns the start of s, for error messages.
+func head(s string) string {
+	if len(s) > 300 {
+		return s[:300] + "..."
+	}
+	return s
+}
+
 // leakMarkers are strings an error reply must never contain: addresses,
 // Go error texts, internals.
 var leakMarkers = []string{
@@ -330,18 +251,6 @@ func assertCleanError(t *testing.T, header http.Header, body string, backendAddr
 	}
 }
 
-// dialBalancer opens a raw TCP connection to the balancer with a deadline.
-func dialBalancer(t *testing.T, addr string, within time.Duration) (net.Conn, *bufio.Reader) {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(within))
-	return c, bufio.NewReader(c)
-}
-
 // isTimeout reports whether err is a deadline expiry.
 func isTimeout(err error) bool {
 	var ne net.Error
@@ -360,35 +269,4 @@ func chunked(body []byte, size int) []byte {
 		body = body[n:]
 	}
 	return b.Bytes()
-}
-
-// rawExchangeLenient is rawExchange for requests the peer may reject
-// before reading them whole: it writes while reading, ignores write errors
-// (the peer hung up) and returns what was read until the peer closed,
-// reset, or within passed.
-func rawExchangeLenient(t *testing.T, addr, request string, within time.Duration) string {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(within))
-	wrote := make(chan struct{})
-	go func() {
-		defer close(wrote)
-		io.WriteString(c, request)
-	}()
-	var out bytes.Buffer
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := c.Read(buf)
-		out.Write(buf[:n])
-		if err != nil {
-			break
-		}
-	}
-	c.Close() // unblocks the writer if the peer stopped reading
-	<-wrote
-	return out.String()
 }

@@ -304,7 +304,7 @@ type sizeCase struct {
 func runSizeCase(t *testing.T, be *recordingBackend, tc sizeCase) {
 	t.Helper()
 	before := be.Count()
-	raw := rawExchangeLenient(t, tc.lb.Addr, "GET "+tc.target+" HTTP/1.1\r\nHost: lb.test\r\n"+tc.extra+"\r\n"+followUp, 10*time.Second)
+	raw := rawExchange(t, tc.lb.Addr, "GET "+tc.target+" HTTP/1.1\r\nHost: lb.test\r\n"+tc.extra+"\r\n"+followUp, 10*time.Second)
 	rs, err := parseResponses(raw)
 	if len(rs) == 0 {
 		t.Fatalf("no response (err %v); raw %.200q", err, raw)

@@ -15,8 +15,8 @@ import (
 // cookie are served by A and C and pinned to them only.
 func TestReloadDrainAtStartup(t *testing.T) {
 	t.Parallel()
-	a, b, c := newLCBackend(t, "A"), newLCBackend(t, "B"), newLCBackend(t, "C")
-	lb := lcStartLB(t, lcConfig("sticky", "", lcEntry{Addr: a.addr}, lcEntry{Addr: b.addr, Drain: true}, lcEntry{Addr: c.addr}))
+	a, b, c := newTestBackend(t, "A"), newTestBackend(t, "B"), newTestBackend(t, "C")
+	lb := startBalancer(t, lbConfig("sticky", "", backendEntry{Addr: a.addr}, backendEntry{Addr: b.addr, Drain: true}, backendEntry{Addr: c.addr}))
 	cl := client(t)
 	pinnedTo := map[string]string{} // cookie value → backend
 	for i := range 30 {
@@ -48,24 +48,15 @@ func TestReloadDrainAtStartup(t *testing.T) {
 // B's cookie pin to B again.
 func TestReloadDrainThenUndrain(t *testing.T) {
 	t.Parallel()
-	a, b, c := newLCBackend(t, "A"), newLCBackend(t, "B"), newLCBackend(t, "C")
+	a, b, c := newTestBackend(t, "A"), newTestBackend(t, "B"), newTestBackend(t, "C")
 	cfg := func(drainB bool) string {
-		return lcConfig("sticky", "", lcEntry{Addr: a.addr}, lcEntry{Addr: b.addr, Drain: drainB}, lcEntry{Addr: c.addr})
+		return lbConfig("sticky", "", backendEntry{Addr: a.addr}, backendEntry{Addr: b.addr, Drain: drainB}, backendEntry{Addr: c.addr})
 	}
-	lb := lcStartLB(t, cfg(false), "-w", "-i", "100")
+	lb := startBalancer(t, cfg(false), "-w", "-i", "100")
 	path := filepath.Join(lb.Dir, "lb.yaml")
 	cl := client(t)
 
-	cookieOf := map[string]string{}
-	for i := 0; len(cookieOf) < 3; i++ {
-		if i == 30 {
-			t.Fatalf("30 requests pinned only %v", cookieOf)
-		}
-		r := get(t, cl, lb.URL("/"))
-		if _, v := cookieFrom(r.Header, defaultCookie); v != "" {
-			cookieOf[r.Backend] = v
-		}
-	}
+	cookieOf := stickyValues(t, lb, defaultCookie, "A", "B", "C")
 	pinB := "Cookie: " + defaultCookie + "=" + cookieOf["B"]
 
 	slow := lcAsyncGet(cl, lb.URL("/delay?d=1500ms"), pinB)
@@ -73,7 +64,7 @@ func TestReloadDrainThenUndrain(t *testing.T) {
 	before := b.requests.Load()
 
 	from := len(lb.Output())
-	lcWriteAtomic(t, path, cfg(true))
+	writeFileAtomic(t, path, cfg(true))
 	from = lcReloaded(t, lb, from)
 
 	for i := range 10 {
@@ -102,7 +93,7 @@ func TestReloadDrainThenUndrain(t *testing.T) {
 			r.Err, r.Status, r.Backend, r.Body)
 	}
 
-	lcWriteAtomic(t, path, cfg(false))
+	writeFileAtomic(t, path, cfg(false))
 	lcReloaded(t, lb, from)
 	for i := range 5 {
 		r := get(t, cl, lb.URL("/"), pinB)

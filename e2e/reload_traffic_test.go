@@ -24,22 +24,22 @@ import (
 // previous config. No request fails.
 func TestReloadUnderLoad(t *testing.T) {
 	t.Parallel()
-	_, s1 := startDemoBackendProc(t, "S1")
-	_, s2 := startDemoBackendProc(t, "S2")
-	extra := []*lcBackend{newLCBackend(t, "E1"), newLCBackend(t, "E2"), newLCBackend(t, "E3")}
+	_, s1 := startDemoBackend(t, "S1")
+	_, s2 := startDemoBackend(t, "S2")
+	extra := []*testBackend{newTestBackend(t, "E1"), newTestBackend(t, "E2"), newTestBackend(t, "E3")}
 	config := func(i int) string {
 		// Timeouts change too, on every other reload: the backends' transports
 		// (connection pools) are replaced under load.
 		global := fmt.Sprintf("log:\n  access: false\ntimeouts:\n  backend_idle: %ds\n", 60+i/2)
-		entries := []lcEntry{{Addr: s1, Weight: 1 + i%3}, {Addr: s2}}
+		entries := []backendEntry{{Addr: s1, Weight: 1 + i%3}, {Addr: s2}}
 		for j, e := range extra {
 			if (i>>j)&1 == 1 { // a different subset of the extras each time
-				entries = append(entries, lcEntry{Addr: e.addr})
+				entries = append(entries, backendEntry{Addr: e.addr})
 			}
 		}
-		return lcConfig("weighted-round-robin", global, entries...)
+		return lbConfig("weighted-round-robin", global, entries...)
 	}
-	lb := lcStartLB(t, config(0), "-w", "-i", "100")
+	lb := startBalancer(t, config(0), "-w", "-i", "100")
 	path := filepath.Join(lb.Dir, "lb.yaml")
 
 	const clients, reloads = 4, 20
@@ -48,7 +48,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	started := time.Now()
 	from := len(lb.Output())
 	for i := 1; i <= reloads; i++ {
-		lcWriteAtomic(t, path, config(i))
+		writeFileAtomic(t, path, config(i))
 		from = lcReloaded(t, lb, from)
 		load.waitOK(t, 60, 10*time.Second) // traffic on the new config
 		for j, e := range extra {
@@ -65,7 +65,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	if f := load.failed.Load(); f != 0 {
 		t.Errorf("%d of %d requests failed during %d reloads, first: %v", f, total, reloads, load.Failures())
 	}
-	if errs := lcLines(lb.Output(), "level=ERROR"); len(errs) != 0 {
+	if errs := linesContaining(lb.Output(), "level=ERROR"); len(errs) != 0 {
 		t.Errorf("errors logged: %v", errs)
 	}
 }
@@ -79,20 +79,17 @@ func TestReloadKeepsTunnelsAndStreams(t *testing.T) {
 	// backend that stays in the config.
 	t.Run("tunnel", func(t *testing.T) {
 		t.Parallel()
-		u := lcStartRaw(t, lcUpgradeEcho("U"))
-		x, y := newLCBackend(t, "X"), newLCBackend(t, "Y")
+		u := startRawBackend(t, lcUpgradeEcho("U"))
+		x, y := newTestBackend(t, "X"), newTestBackend(t, "Y")
 		cfg := func(others ...string) string {
-			return lcConfig("round-robin", "", lcEntries(append([]string{u.addr}, others...)...)...)
+			return lbConfig("round-robin", "", backendsAt(append([]string{u.Addr}, others...)...)...)
 		}
-		lb := lcStartLB(t, cfg(), "-w", "-i", "100")
+		lb := startBalancer(t, cfg(), "-w", "-i", "100")
 		path := filepath.Join(lb.Dir, "lb.yaml")
 		c, br := lcOpenTunnel(t, lb.Addr)
-		if err := lcEcho(c, br, "before"); err != nil {
-			t.Fatal(err)
-		}
 		from := len(lb.Output())
 		for i, others := range [][]string{{x.addr}, {x.addr, y.addr}, {y.addr}} {
-			lcWriteAtomic(t, path, cfg(others...))
+			writeFileAtomic(t, path, cfg(others...))
 			from = lcReloaded(t, lb, from)
 			if err := lcEcho(c, br, fmt.Sprintf("after reload %d", i+1)); err != nil {
 				t.Fatalf("tunnel after reload %d: %v", i+1, err)
@@ -104,17 +101,14 @@ func TestReloadKeepsTunnelsAndStreams(t *testing.T) {
 	// finish what is in flight, and an open tunnel is in flight.
 	t.Run("tunnel to a removed backend", func(t *testing.T) {
 		t.Parallel()
-		u := lcStartRaw(t, lcUpgradeEcho("U"))
-		x := newLCBackend(t, "X")
-		lb := lcStartLB(t, lcConfig("round-robin", "", lcEntries(u.addr)...), "-w", "-i", "100")
+		u := startRawBackend(t, lcUpgradeEcho("U"))
+		x := newTestBackend(t, "X")
+		lb := startBalancer(t, lbConfig("round-robin", "", backendsAt(u.Addr)...), "-w", "-i", "100")
 		c, br := lcOpenTunnel(t, lb.Addr)
-		if err := lcEcho(c, br, "before"); err != nil {
-			t.Fatal(err)
-		}
 		from := len(lb.Output())
-		lcWriteAtomic(t, filepath.Join(lb.Dir, "lb.yaml"), lcConfig("round-robin", "", lcEntries(x.addr)...))
+		writeFileAtomic(t, filepath.Join(lb.Dir, "lb.yaml"), lbConfig("round-robin", "", backendsOf(x)...))
 		lcReloaded(t, lb, from)
-		if got := lcServedBy(t, client(t), lb.URL("/"), 3); got["X"] != 3 {
+		if got := servedBy(t, client(t), lb.URL("/"), 3); got["X"] != 3 {
 			t.Errorf("after the reload: served by %v, want X", got)
 		}
 		if err := lcEcho(c, br, "after removal"); err != nil {
@@ -125,9 +119,9 @@ func TestReloadKeepsTunnelsAndStreams(t *testing.T) {
 	// A long chunked response streamed through a backend that stays.
 	t.Run("stream", func(t *testing.T) {
 		t.Parallel()
-		_, s := startDemoBackendProc(t, "S")
-		x, y := newLCBackend(t, "X"), newLCBackend(t, "Y")
-		lb := lcStartLB(t, lcConfig("round-robin", "", lcEntries(s)...), "-w", "-i", "100")
+		_, s := startDemoBackend(t, "S")
+		x, y := newTestBackend(t, "X"), newTestBackend(t, "Y")
+		lb := startBalancer(t, lbConfig("round-robin", "", backendsAt(s)...), "-w", "-i", "100")
 		path := filepath.Join(lb.Dir, "lb.yaml")
 		const n = 20
 		req, _ := http.NewRequestWithContext(ctxFor(t, 20*time.Second), http.MethodGet, lb.URL(fmt.Sprintf("/chunked?n=%d&interval=100ms", n)), nil)
@@ -153,10 +147,10 @@ func TestReloadKeepsTunnelsAndStreams(t *testing.T) {
 		}
 		from := len(lb.Output())
 		for _, cfg := range []string{
-			lcConfig("round-robin", "", lcEntries(s, x.addr)...),
-			lcConfig("round-robin", "", lcEntry{Addr: s, Weight: 2}, lcEntry{Addr: y.addr}),
+			lbConfig("round-robin", "", backendsAt(s, x.addr)...),
+			lbConfig("round-robin", "", backendEntry{Addr: s, Weight: 2}, backendEntry{Addr: y.addr}),
 		} {
-			lcWriteAtomic(t, path, cfg)
+			writeFileAtomic(t, path, cfg)
 			from = lcReloaded(t, lb, from)
 			if !next() {
 				t.Fatalf("stream ended after a reload, %d of %d lines: %v", len(lines), n, sc.Err())
@@ -175,25 +169,16 @@ func TestReloadKeepsTunnelsAndStreams(t *testing.T) {
 // reorder and reweight the list; it is never given a new cookie.
 func TestReloadStickyStaysPinned(t *testing.T) {
 	t.Parallel()
-	bs := map[string]*lcBackend{}
+	bs := map[string]*testBackend{}
 	for _, n := range []string{"A", "B", "C", "D"} {
-		bs[n] = newLCBackend(t, n)
+		bs[n] = newTestBackend(t, n)
 	}
-	lb := lcStartLB(t, lcConfig("sticky", "", lcEntries(bs["A"].addr, bs["B"].addr, bs["C"].addr)...), "-w", "-i", "100")
+	lb := startBalancer(t, lbConfig("sticky", "", backendsOf(bs["A"], bs["B"], bs["C"])...), "-w", "-i", "100")
 	path := filepath.Join(lb.Dir, "lb.yaml")
 	cl := client(t)
 
 	// Pin one client to each of A, B, C.
-	pins := map[string]string{} // backend → cookie value
-	for i := 0; len(pins) < 3; i++ {
-		if i == 30 {
-			t.Fatalf("30 requests without a cookie pinned only %v", pins)
-		}
-		r := get(t, cl, lb.URL("/"))
-		if _, v := cookieFrom(r.Header, defaultCookie); v != "" {
-			pins[r.Backend] = v
-		}
-	}
+	pins := stickyValues(t, lb, defaultCookie, "A", "B", "C") // backend → cookie value
 	check := func(when string, names ...string) {
 		t.Helper()
 		for _, name := range names {
@@ -211,15 +196,15 @@ func TestReloadStickyStaysPinned(t *testing.T) {
 	check("before any reload", "A", "B", "C")
 
 	from := len(lb.Output())
-	lcWriteAtomic(t, path, lcConfig("sticky", "", lcEntries(bs["A"].addr, bs["B"].addr, bs["C"].addr, bs["D"].addr)...))
+	writeFileAtomic(t, path, lbConfig("sticky", "", backendsOf(bs["A"], bs["B"], bs["C"], bs["D"])...))
 	from = lcReloaded(t, lb, from)
 	check("after adding D", "A", "B", "C")
 
-	lcWriteAtomic(t, path, lcConfig("sticky", "", lcEntries(bs["D"].addr, bs["B"].addr, bs["C"].addr)...))
+	writeFileAtomic(t, path, lbConfig("sticky", "", backendsOf(bs["D"], bs["B"], bs["C"])...))
 	from = lcReloaded(t, lb, from)
 	check("after removing A and reordering", "B", "C")
 
-	lcWriteAtomic(t, path, lcConfig("sticky", "", lcEntry{Addr: bs["C"].addr, Weight: 5}, lcEntry{Addr: bs["B"].addr, Weight: 2}))
+	writeFileAtomic(t, path, lbConfig("sticky", "", backendEntry{Addr: bs["C"].addr, Weight: 5}, backendEntry{Addr: bs["B"].addr, Weight: 2}))
 	lcReloaded(t, lb, from)
 	check("after removing D and reweighting", "B", "C")
 
@@ -237,7 +222,7 @@ func TestReloadStickyStaysPinned(t *testing.T) {
 func TestReloadKeepsPooledConnections(t *testing.T) {
 	t.Parallel()
 	a, b, c := newTestBackend(t, "a"), newTestBackend(t, "b"), newTestBackend(t, "c")
-	lb := lcStartLB(t, lcConfig("round-robin", "", lcEntries(a.addr)...), "-w", "-i", "100")
+	lb := startBalancer(t, lbConfig("round-robin", "", backendsOf(a)...), "-w", "-i", "100")
 	path := filepath.Join(lb.Dir, "lb.yaml")
 	cl := newOneConnClient(t)
 	if seq := sequenceOver(t, cl, lb.URL("/"), 10); count(seq, "a") != 10 {
@@ -248,7 +233,7 @@ func TestReloadKeepsPooledConnections(t *testing.T) {
 	}
 	from := len(lb.Output())
 	for _, others := range [][]string{{b.addr}, {b.addr, c.addr}, {c.addr}} {
-		lcWriteAtomic(t, path, lcConfig("round-robin", "", lcEntries(append([]string{a.addr}, others...)...)...))
+		writeFileAtomic(t, path, lbConfig("round-robin", "", backendsAt(append([]string{a.addr}, others...)...)...))
 		from = lcReloaded(t, lb, from)
 		sequenceOver(t, cl, lb.URL("/"), 6)
 	}

@@ -20,7 +20,7 @@ import (
 // and returns the offset after it.
 func lcReloaded(t testing.TB, lb *balancer, from int) int {
 	t.Helper()
-	_, next := lcWaitLine(t, lb.process, from, 10*time.Second, `msg="config reloaded"`)
+	_, next := lb.WaitForLine(from, 10*time.Second, `msg="config reloaded"`)
 	return next
 }
 
@@ -32,20 +32,20 @@ func lcReloaded(t testing.TB, lb *balancer, from int) int {
 // (the next 40 requests split 30:10).
 func TestReloadAddRemoveReweight(t *testing.T) {
 	t.Parallel()
-	a, b, c := newLCBackend(t, "A"), newLCBackend(t, "B"), newLCBackend(t, "C")
+	a, b, c := newTestBackend(t, "A"), newTestBackend(t, "B"), newTestBackend(t, "C")
 	const strategy = "weighted-round-robin"
-	lb := lcStartLB(t, lcConfig(strategy, "", lcEntries(a.addr, b.addr)...), "-w", "-i", "100")
+	lb := startBalancer(t, lbConfig(strategy, "", backendsOf(a, b)...), "-w", "-i", "100")
 	path := filepath.Join(lb.Dir, "lb.yaml")
 	cl := client(t)
-	if got := lcServedBy(t, cl, lb.URL("/"), 20); !lcNear(got, map[string]int{"A": 10, "B": 10}) {
+	if got := servedBy(t, cl, lb.URL("/"), 20); !lcNear(got, map[string]int{"A": 10, "B": 10}) {
 		t.Fatalf("A:B at 1:1 served %v, want 10 each (±1)", got)
 	}
 
 	// Add C.
 	from := len(lb.Output())
-	lcWriteAtomic(t, path, lcConfig(strategy, "", lcEntries(a.addr, b.addr, c.addr)...))
+	writeFileAtomic(t, path, lbConfig(strategy, "", backendsOf(a, b, c)...))
 	from = lcReloaded(t, lb, from)
-	if got := lcServedBy(t, cl, lb.URL("/"), 30); !lcNear(got, map[string]int{"A": 10, "B": 10, "C": 10}) {
+	if got := servedBy(t, cl, lb.URL("/"), 30); !lcNear(got, map[string]int{"A": 10, "B": 10, "C": 10}) {
 		t.Errorf("after adding C: served %v, want 10 each (±1)", got)
 	}
 
@@ -64,14 +64,14 @@ func TestReloadAddRemoveReweight(t *testing.T) {
 			t.Fatal("no slow request reached B within 5s")
 		}
 	}
-	lcWriteAtomic(t, path, lcConfig(strategy, "", lcEntries(a.addr, c.addr)...))
-	removed, _ := lcWaitLine(t, lb.process, from, 10*time.Second, `msg="backend removed"`, "backend=http://"+b.addr)
+	writeFileAtomic(t, path, lbConfig(strategy, "", backendsOf(a, c)...))
+	removed, _ := lb.WaitForLine(from, 10*time.Second, `msg="backend removed"`, "backend=http://"+b.addr)
 	if !strings.Contains(removed, "in_flight=1") {
 		t.Errorf("removal line %q, want in_flight=1 (the slow request)", removed)
 	}
 	from = lcReloaded(t, lb, from)
 	bBefore := b.requests.Load()
-	if got := lcServedBy(t, cl, lb.URL("/"), 30); !lcNear(got, map[string]int{"A": 15, "C": 15}) {
+	if got := servedBy(t, cl, lb.URL("/"), 30); !lcNear(got, map[string]int{"A": 15, "C": 15}) {
 		t.Errorf("after removing B: served %v, want A and C 15 each (±1)", got)
 	}
 	if n := b.requests.Load() - bBefore; n != 0 {
@@ -84,7 +84,7 @@ func TestReloadAddRemoveReweight(t *testing.T) {
 	}
 
 	// Reweight A:C to 3:1.
-	lcWriteAtomic(t, path, lcConfig(strategy, "", lcEntry{Addr: a.addr, Weight: 3}, lcEntry{Addr: c.addr, Weight: 1}))
+	writeFileAtomic(t, path, lbConfig(strategy, "", backendEntry{Addr: a.addr, Weight: 3}, backendEntry{Addr: c.addr, Weight: 1}))
 	lcReloaded(t, lb, from)
 	var seq []string
 	got := map[string]int{}
@@ -124,15 +124,15 @@ func lcNear(got, want map[string]int) bool {
 // and sessions are pinned with that cookie at once.
 func TestReloadChangesStrategyAndCookie(t *testing.T) {
 	t.Parallel()
-	a, b := newLCBackend(t, "A"), newLCBackend(t, "B")
-	lb := lcStartLB(t, lcConfig("round-robin", "", lcEntries(a.addr, b.addr)...), "-w", "-i", "100")
+	a, b := newTestBackend(t, "A"), newTestBackend(t, "B")
+	lb := startBalancer(t, lbConfig("round-robin", "", backendsOf(a, b)...), "-w", "-i", "100")
 	cl := client(t)
-	if got := lcServedBy(t, cl, lb.URL("/"), 10); got["A"] != 5 || got["B"] != 5 {
+	if got := servedBy(t, cl, lb.URL("/"), 10); got["A"] != 5 || got["B"] != 5 {
 		t.Fatalf("round-robin: served %v", got)
 	}
 	from := len(lb.Output())
-	lcWriteAtomic(t, filepath.Join(lb.Dir, "lb.yaml"), lcConfig("sticky", "sticky:\n  cookie_name: LB_PIN\n", lcEntries(a.addr, b.addr)...))
-	line, _ := lcWaitLine(t, lb.process, from, 10*time.Second, `msg="config reloaded"`)
+	writeFileAtomic(t, filepath.Join(lb.Dir, "lb.yaml"), lbConfig("sticky", "sticky:\n  cookie_name: LB_PIN\n", backendsOf(a, b)...))
+	line, _ := lb.WaitForLine(from, 10*time.Second, `msg="config reloaded"`)
 	if !strings.Contains(line, "strategy=sticky") {
 		t.Errorf("reload line %q, want strategy=sticky", line)
 	}
@@ -141,7 +141,7 @@ func TestReloadChangesStrategyAndCookie(t *testing.T) {
 	if pin == "" {
 		t.Fatalf("after the reload to sticky with cookie_name LB_PIN: no LB_PIN cookie in %v", r.Header.Values("Set-Cookie"))
 	}
-	if got := lcServedBy(t, cl, lb.URL("/"), 10, "Cookie: LB_PIN="+pin); got[r.Backend] != 10 {
+	if got := servedBy(t, cl, lb.URL("/"), 10, "Cookie: LB_PIN="+pin); got[r.Backend] != 10 {
 		t.Errorf("pinned to %s by LB_PIN: served %v", r.Backend, got)
 	}
 }
@@ -152,9 +152,9 @@ func TestReloadChangesStrategyAndCookie(t *testing.T) {
 // reloads it.
 func TestReloadInvalidConfigKeepsServing(t *testing.T) {
 	t.Parallel()
-	a, b := newLCBackend(t, "A"), newLCBackend(t, "B")
-	good := lcConfig("round-robin", "", lcEntries(a.addr)...)
-	lb := lcStartLB(t, good, "-w", "-i", "100")
+	a, b := newTestBackend(t, "A"), newTestBackend(t, "B")
+	good := lbConfig("round-robin", "", backendsOf(a)...)
+	lb := startBalancer(t, good, "-w", "-i", "100")
 	path := filepath.Join(lb.Dir, "lb.yaml")
 	cl := client(t)
 
@@ -174,8 +174,8 @@ func TestReloadInvalidConfigKeepsServing(t *testing.T) {
 		},
 	} {
 		from := len(lb.Output())
-		lcWriteAtomic(t, path, tc.yaml)
-		line, _ := lcWaitLine(t, lb.process, from, 10*time.Second, `msg="config reload failed; running config kept"`)
+		writeFileAtomic(t, path, tc.yaml)
+		line, _ := lb.WaitForLine(from, 10*time.Second, `msg="config reload failed; running config kept"`)
 		for _, w := range tc.want {
 			if !strings.Contains(line, w) {
 				t.Errorf("%s: error line %q does not contain %q", tc.name, line, w)
@@ -184,22 +184,22 @@ func TestReloadInvalidConfigKeepsServing(t *testing.T) {
 		// Still serving the old config, and the watcher, polling every
 		// 100ms, does not report the same bad file again.
 		start := time.Now()
-		if got := lcServedBy(t, cl, lb.URL("/"), 20); got["A"] != 20 {
+		if got := servedBy(t, cl, lb.URL("/"), 20); got["A"] != 20 {
 			t.Errorf("%s: after the bad file, served by %v, want A", tc.name, got)
 		}
 		time.Sleep(time.Until(start.Add(600 * time.Millisecond))) // an observation window of 6 polls
-		if errs := lcLines(lb.Output()[from:], "level=ERROR"); len(errs) != 1 {
+		if errs := linesContaining(lb.Output()[from:], "level=ERROR"); len(errs) != 1 {
 			t.Errorf("%s: %d error lines for one bad file, want 1:\n%s", tc.name, len(errs), strings.Join(errs, "\n"))
 		}
-		if n := len(lcLines(lb.Output()[from:], `msg="config reloaded"`)); n != 0 {
+		if n := len(linesContaining(lb.Output()[from:], `msg="config reloaded"`)); n != 0 {
 			t.Errorf("%s: the bad file was applied (%d reloads)", tc.name, n)
 		}
 	}
 
 	from := len(lb.Output())
-	lcWriteAtomic(t, path, lcConfig("round-robin", "", lcEntries(b.addr)...))
+	writeFileAtomic(t, path, lbConfig("round-robin", "", backendsOf(b)...))
 	lcReloaded(t, lb, from)
-	if got := lcServedBy(t, cl, lb.URL("/"), 10); got["B"] != 10 {
+	if got := servedBy(t, cl, lb.URL("/"), 10); got["B"] != 10 {
 		t.Errorf("after fixing the file: served by %v, want B", got)
 	}
 }
@@ -212,9 +212,9 @@ func TestReloadInvalidConfigKeepsServing(t *testing.T) {
 // within seconds, once each; touching the file reloads nothing.
 func TestReloadDetectsEveryKindOfWrite(t *testing.T) {
 	t.Parallel()
-	bs := []*lcBackend{newLCBackend(t, "b0"), newLCBackend(t, "b1"), newLCBackend(t, "b2"), newLCBackend(t, "b3"), newLCBackend(t, "b4")}
-	cfg := func(i int) string { return lcConfig("round-robin", "", lcEntries(bs[i].addr)...) }
-	lb := lcStartLB(t, cfg(0), "-w", "-i", "60000")
+	bs := []*testBackend{newTestBackend(t, "b0"), newTestBackend(t, "b1"), newTestBackend(t, "b2"), newTestBackend(t, "b3"), newTestBackend(t, "b4")}
+	cfg := func(i int) string { return lbConfig("round-robin", "", backendsOf(bs[i])...) }
+	lb := startBalancer(t, cfg(0), "-w", "-i", "60000")
 	dir := lb.Dir
 	path := filepath.Join(dir, "lb.yaml")
 	cl := client(t)
@@ -223,8 +223,8 @@ func TestReloadDetectsEveryKindOfWrite(t *testing.T) {
 		name  string
 		write func(content string)
 	}{
-		{"in-place edit", func(content string) { lcWriteInPlace(t, path, content) }},
-		{"atomic rename", func(content string) { lcWriteAtomic(t, path, content) }},
+		{"in-place edit", func(content string) { writeFileInPlace(t, path, content) }},
+		{"atomic rename", func(content string) { writeFileAtomic(t, path, content) }},
 		{"file replaced by a symlink", func(content string) {
 			// ..v1/lb.yaml, ..data -> ..v1, lb.yaml -> ..data/lb.yaml
 			lcMust(t, os.Mkdir(filepath.Join(dir, "..v1"), 0o755))
@@ -251,21 +251,21 @@ func TestReloadDetectsEveryKindOfWrite(t *testing.T) {
 		}
 		written := time.Now()
 		step.write(cfg(i + 1))
-		line, _ := lcWaitLine(t, lb.process, from, 5*time.Second, `msg="config reloaded"`)
-		t.Logf("%s: reloaded %s after the write", step.name, lcLogTime(line).Sub(written).Round(time.Millisecond))
+		line, _ := lb.WaitForLine(from, 5*time.Second, `msg="config reloaded"`)
+		t.Logf("%s: reloaded %s after the write", step.name, logTime(line).Sub(written).Round(time.Millisecond))
 		want := bs[i+1].name
-		if got := lcServedBy(t, cl, lb.URL("/"), 5); got[want] != 5 {
+		if got := servedBy(t, cl, lb.URL("/"), 5); got[want] != 5 {
 			t.Errorf("%s: served by %v, want %s", step.name, got, want)
 		}
-		if errs := lcLines(lb.Output()[from:], "level=ERROR"); len(errs) != 0 {
+		if errs := linesContaining(lb.Output()[from:], "level=ERROR"); len(errs) != 0 {
 			t.Errorf("%s: errors logged: %v", step.name, errs)
 		}
 	}
 	// One reload per change, however many notifications each write made
 	// (observed past the 100ms debounce).
 	time.Sleep(300 * time.Millisecond)
-	if n := len(lcLines(lb.Output()[start:], `msg="config reloaded"`)); n != len(steps) {
-		t.Errorf("%d reloads for %d changes and a touch, want %d:\n%s", n, len(steps), len(steps), strings.Join(lcLines(lb.Output()[start:], "config reload"), "\n"))
+	if n := len(linesContaining(lb.Output()[start:], `msg="config reloaded"`)); n != len(steps) {
+		t.Errorf("%d reloads for %d changes and a touch, want %d:\n%s", n, len(steps), len(steps), strings.Join(linesContaining(lb.Output()[start:], "config reload"), "\n"))
 	}
 }
 
@@ -281,33 +281,33 @@ func lcMust(t testing.TB, err error) {
 // the process.
 func TestReloadSIGHUP(t *testing.T) {
 	t.Parallel()
-	a, b := newLCBackend(t, "A"), newLCBackend(t, "B")
-	lb := lcStartLB(t, lcConfig("round-robin", "", lcEntries(a.addr)...))
+	a, b := newTestBackend(t, "A"), newTestBackend(t, "B")
+	lb := startBalancer(t, lbConfig("round-robin", "", backendsOf(a)...))
 	path := filepath.Join(lb.Dir, "lb.yaml")
 	cl := client(t)
 
-	lcWriteAtomic(t, path, lcConfig("round-robin", "", lcEntries(b.addr)...))
-	if got := lcServedBy(t, cl, lb.URL("/"), 10); got["A"] != 10 {
+	writeFileAtomic(t, path, lbConfig("round-robin", "", backendsOf(b)...))
+	if got := servedBy(t, cl, lb.URL("/"), 10); got["A"] != 10 {
 		t.Errorf("file changed, no -w, no SIGHUP: served by %v, want A (unchanged)", got)
 	}
 	from := len(lb.Output())
 	lb.Signal(syscall.SIGHUP)
-	line, _ := lcWaitLine(t, lb.process, from, 10*time.Second, `msg="config reloaded"`)
+	line, _ := lb.WaitForLine(from, 10*time.Second, `msg="config reloaded"`)
 	if !strings.Contains(line, "trigger=SIGHUP") {
 		t.Errorf("reload line %q, want trigger=SIGHUP", line)
 	}
-	if got := lcServedBy(t, cl, lb.URL("/"), 10); got["B"] != 10 {
+	if got := servedBy(t, cl, lb.URL("/"), 10); got["B"] != 10 {
 		t.Errorf("after SIGHUP: served by %v, want B", got)
 	}
 
 	from = len(lb.Output())
-	lcWriteAtomic(t, path, "backends:\n  - host: \"127.0.0.1\"\n    port: 0\n")
+	writeFileAtomic(t, path, "backends:\n  - host: \"127.0.0.1\"\n    port: 0\n")
 	lb.Signal(syscall.SIGHUP)
-	line, _ = lcWaitLine(t, lb.process, from, 10*time.Second, `msg="config reload failed; running config kept"`)
+	line, _ = lb.WaitForLine(from, 10*time.Second, `msg="config reload failed; running config kept"`)
 	if !strings.Contains(line, "trigger=SIGHUP") || !strings.Contains(line, "lb.yaml:3") {
 		t.Errorf("error line %q, want trigger=SIGHUP and lb.yaml:3", line)
 	}
-	if got := lcServedBy(t, cl, lb.URL("/"), 10); got["B"] != 10 {
+	if got := servedBy(t, cl, lb.URL("/"), 10); got["B"] != 10 {
 		t.Errorf("after SIGHUP with a bad file: served by %v, want B", got)
 	}
 	select {

@@ -20,6 +20,28 @@ import (
 
 func lcGrace(d string) string { return "shutdown:\n  grace_period: " + d + "\n" }
 
+// lcSlowInFlight starts a balancer with shutdown.grace_period grace over
+// one backend, A, and sends it GET /delay?d=delay; it returns once the
+// request is in flight at A, with the channel its result arrives on.
+func lcSlowInFlight(t *testing.T, grace, delay string) (*balancer, <-chan lcResult) {
+	t.Helper()
+	a := newTestBackend(t, "A")
+	lb := startBalancer(t, lbConfig("round-robin", lcGrace(grace), backendsOf(a)...))
+	slow := lcAsyncGet(client(t), lb.URL("/delay?d="+delay))
+	a.waitStarted(t, 5*time.Second)
+	return lb, slow
+}
+
+// lcBeginShutdown sends sig to lb and waits until it logged that it drains;
+// it returns the offset of lb's output after that line.
+func lcBeginShutdown(t *testing.T, lb *balancer, sig os.Signal) int {
+	t.Helper()
+	from := len(lb.Output())
+	lb.Signal(sig)
+	_, next := lb.WaitForLine(from, 5*time.Second, `msg="shutting down: draining requests in flight"`)
+	return next
+}
+
 // TestShutdownDrainsInFlight: a signal while a 1s request is in flight:
 // new connections are refused from then on, the request completes with
 // 200, and the process exits 0 right after it.
@@ -28,19 +50,13 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 	for _, sig := range []os.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
 			t.Parallel()
-			a := newLCBackend(t, "A")
-			lb := lcStartLB(t, lcConfig("round-robin", lcGrace("10s"), lcEntries(a.addr)...))
-			cl := client(t)
+			lb, slow := lcSlowInFlight(t, "10s", "1s")
 			idle := client(t) // a keep-alive connection left idle
 			get(t, idle, lb.URL("/"))
 
-			slow := lcAsyncGet(cl, lb.URL("/delay?d=1s"))
-			a.waitStarted(t, 5*time.Second)
-			from := len(lb.Output())
 			signalled := time.Now()
-			lb.Signal(sig)
-			lcWaitLine(t, lb.process, from, 5*time.Second, `msg="shutting down: draining requests in flight"`)
-			if !eventually(2*time.Second, func() bool { return lcRefused(lb.Addr) }) {
+			from := lcBeginShutdown(t, lb, sig)
+			if !eventually(2*time.Second, func() bool { return refusesConnections(lb.Addr) }) {
 				t.Errorf("new connections are still accepted after %v", sig)
 			}
 			if r, err := tryGet(idle, lb.URL("/late")); err == nil {
@@ -51,7 +67,7 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 			if r.Err != nil || r.Status != http.StatusOK || !strings.Contains(r.Body, "A waited 1s") {
 				t.Fatalf("request in flight at %v: err %v, status %d, body %q; want 200 \"A waited 1s\"", sig, r.Err, r.Status, r.Body)
 			}
-			code, exited := lcWaitExit(t, lb.process, 10*time.Second)
+			code, exited := lb.WaitExit(10 * time.Second)
 			t.Logf("MEASURE %v: request done %s after the signal, process exited %s after it",
 				sig, r.Done.Sub(signalled).Round(time.Millisecond), exited.Sub(r.Done).Round(time.Millisecond))
 			if code != 0 {
@@ -75,21 +91,16 @@ func TestShutdownSecondSignalExitsAtOnce(t *testing.T) {
 	for _, sig := range []os.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
 			t.Parallel()
-			a := newLCBackend(t, "A")
-			lb := lcStartLB(t, lcConfig("round-robin", lcGrace("30s"), lcEntries(a.addr)...))
-			slow := lcAsyncGet(client(t), lb.URL("/delay?d=20s"))
-			a.waitStarted(t, 5*time.Second)
-			from := len(lb.Output())
-			lb.Signal(syscall.SIGTERM)
-			_, from = lcWaitLine(t, lb.process, from, 5*time.Second, `msg="shutting down: draining requests in flight"`)
+			lb, slow := lcSlowInFlight(t, "30s", "20s")
+			from := lcBeginShutdown(t, lb, syscall.SIGTERM)
 			select {
 			case <-lb.done:
-				t.Fatalf("the balancer exited on the first signal with a request in flight (grace 30s); output:\n%s", lcTail(lb.Output(), 20))
+				t.Fatalf("the balancer exited on the first signal with a request in flight (grace 30s); output:\n%s", lastLines(lb.Output(), 20))
 			case <-time.After(200 * time.Millisecond): // it is draining
 			}
 			second := time.Now()
 			lb.Signal(sig)
-			code, exited := lcWaitExit(t, lb.process, 5*time.Second)
+			code, exited := lb.WaitExit(5 * time.Second)
 			t.Logf("MEASURE second signal (%v) → exit: %s, exit code %d", sig, exited.Sub(second).Round(time.Millisecond), code)
 			if d := exited.Sub(second); d > 2*time.Second {
 				t.Errorf("the process exited %s after the second signal, want at once", d)
@@ -97,7 +108,7 @@ func TestShutdownSecondSignalExitsAtOnce(t *testing.T) {
 			if code != 0 && code != 1 && code != 130 && code != 143 {
 				t.Errorf("exit code %d after a second signal", code)
 			}
-			lcWaitLine(t, lb.process, from, time.Second, `msg="second signal: exiting now"`)
+			lb.WaitForLine(from, time.Second, `msg="second signal: exiting now"`)
 			r := lcRecv(t, slow, 5*time.Second)
 			if r.Err == nil && r.Status == http.StatusOK {
 				t.Errorf("the 20s request completed (%q) although the process exited", r.Body)
@@ -112,22 +123,17 @@ func TestShutdownSecondSignalExitsAtOnce(t *testing.T) {
 // the process exits 0 after it.
 func TestShutdownSIGHUPDuringDrain(t *testing.T) {
 	t.Parallel()
-	a := newLCBackend(t, "A")
-	lb := lcStartLB(t, lcConfig("round-robin", lcGrace("10s"), lcEntries(a.addr)...))
-	slow := lcAsyncGet(client(t), lb.URL("/delay?d=1s"))
-	a.waitStarted(t, 5*time.Second)
-	from := len(lb.Output())
-	lb.Signal(syscall.SIGTERM)
-	lcWaitLine(t, lb.process, from, 5*time.Second, `msg="shutting down: draining requests in flight"`)
+	lb, slow := lcSlowInFlight(t, "10s", "1s")
+	from := lcBeginShutdown(t, lb, syscall.SIGTERM)
 	lb.Signal(syscall.SIGHUP)
 	r := lcRecv(t, slow, 10*time.Second)
 	if r.Err != nil || r.Status != http.StatusOK {
 		t.Errorf("request in flight when SIGHUP came during the drain: err %v, status %d; want 200 (SIGHUP is not a second SIGTERM)", r.Err, r.Status)
 	}
-	if code, _ := lcWaitExit(t, lb.process, 10*time.Second); code != 0 {
+	if code, _ := lb.WaitExit(10 * time.Second); code != 0 {
 		t.Errorf("exit code %d, want 0", code)
 	}
-	if l := lcLines(lb.Output()[from:], "second signal"); len(l) != 0 {
+	if l := linesContaining(lb.Output()[from:], "second signal"); len(l) != 0 {
 		t.Errorf("SIGHUP was taken for a second shutdown signal: %v", l)
 	}
 }
@@ -137,14 +143,11 @@ func TestShutdownSIGHUPDuringDrain(t *testing.T) {
 // cut.
 func TestShutdownGraceExceeded(t *testing.T) {
 	t.Parallel()
-	a := newLCBackend(t, "A")
-	lb := lcStartLB(t, lcConfig("round-robin", lcGrace("500ms"), lcEntries(a.addr)...))
-	slow := lcAsyncGet(client(t), lb.URL("/delay?d=5s"))
-	a.waitStarted(t, 5*time.Second)
+	lb, slow := lcSlowInFlight(t, "500ms", "5s")
 	from := len(lb.Output())
 	signalled := time.Now()
 	lb.Signal(syscall.SIGTERM)
-	code, exited := lcWaitExit(t, lb.process, 5*time.Second)
+	code, exited := lb.WaitExit(5 * time.Second)
 	took := exited.Sub(signalled)
 	t.Logf("MEASURE grace 500ms exceeded: exit %s after SIGTERM, exit code %d", took.Round(time.Millisecond), code)
 	if took < 450*time.Millisecond || took > 2500*time.Millisecond {
@@ -153,7 +156,7 @@ func TestShutdownGraceExceeded(t *testing.T) {
 	if code != 0 {
 		t.Errorf("exit code %d after the grace period, want 0", code)
 	}
-	lcWaitLine(t, lb.process, from, time.Second, `msg="grace period over: remaining connections closed"`)
+	lb.WaitForLine(from, time.Second, `msg="grace period over: remaining connections closed"`)
 	r := lcRecv(t, slow, 5*time.Second)
 	if r.Err == nil && r.Status == http.StatusOK {
 		t.Errorf("the 5s request completed (%q) past a 500ms grace period", r.Body)
@@ -170,16 +173,11 @@ func TestShutdownTunnels(t *testing.T) {
 	t.Parallel()
 	t.Run("finishes", func(t *testing.T) {
 		t.Parallel()
-		u := lcStartRaw(t, lcUpgradeEcho("U"))
-		lb := lcStartLB(t, lcConfig("round-robin", lcGrace("10s"), lcEntries(u.addr)...))
+		u := startRawBackend(t, lcUpgradeEcho("U"))
+		lb := startBalancer(t, lbConfig("round-robin", lcGrace("10s"), backendsAt(u.Addr)...))
 		c, br := lcOpenTunnel(t, lb.Addr)
-		if err := lcEcho(c, br, "before"); err != nil {
-			t.Fatal(err)
-		}
-		from := len(lb.Output())
-		lb.Signal(syscall.SIGTERM)
-		lcWaitLine(t, lb.process, from, 5*time.Second, `msg="shutting down: draining requests in flight"`)
-		if !eventually(2*time.Second, func() bool { return lcRefused(lb.Addr) }) {
+		lcBeginShutdown(t, lb, syscall.SIGTERM)
+		if !eventually(2*time.Second, func() bool { return refusesConnections(lb.Addr) }) {
 			t.Errorf("new connections are still accepted after SIGTERM")
 		}
 		for _, msg := range []string{"during the drain 1", "during the drain 2"} {
@@ -194,7 +192,7 @@ func TestShutdownTunnels(t *testing.T) {
 		}
 		closed := time.Now()
 		c.Close()
-		code, exited := lcWaitExit(t, lb.process, 5*time.Second)
+		code, exited := lb.WaitExit(5 * time.Second)
 		if d := exited.Sub(closed); d > 2*time.Second || code != 0 {
 			t.Errorf("after the last tunnel closed: exit code %d after %s, want 0 at once", code, d)
 		}
@@ -205,7 +203,7 @@ func TestShutdownTunnels(t *testing.T) {
 	t.Run("opened during the drain", func(t *testing.T) {
 		t.Parallel()
 		received, answer := make(chan struct{}, 1), make(chan struct{})
-		u := lcStartRaw(t, func(rb *lcRawBackend, c net.Conn, br *bufio.Reader) {
+		u := startRawBackend(t, func(c net.Conn, br *bufio.Reader) {
 			if _, err := http.ReadRequest(br); err != nil {
 				return
 			}
@@ -218,24 +216,17 @@ func TestShutdownTunnels(t *testing.T) {
 			io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
 			io.Copy(c, br)
 		})
-		lb := lcStartLB(t, lcConfig("round-robin", lcGrace("10s")+"health_check:\n  enabled: false\n", lcEntries(u.addr)...))
-		c, err := net.DialTimeout("tcp", lb.Addr, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		lb := startBalancer(t, lbConfig("round-robin", lcGrace("10s")+"health_check:\n  enabled: false\n", backendsAt(u.Addr)...))
+		c, br := dialBalancer(t, lb.Addr, 10*time.Second)
 		io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: lb.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
 		select {
 		case <-received:
 		case <-time.After(5 * time.Second):
 			t.Fatal("the upgrade request did not reach the backend")
 		}
-		from := len(lb.Output())
-		lb.Signal(syscall.SIGTERM)
-		lcWaitLine(t, lb.process, from, 5*time.Second, `msg="shutting down: draining requests in flight"`)
+		lcBeginShutdown(t, lb, syscall.SIGTERM)
 		close(answer)
 		c.SetDeadline(time.Now().Add(5 * time.Second))
-		br := bufio.NewReader(c)
 		res, err := http.ReadResponse(br, &http.Request{Method: http.MethodGet})
 		if err != nil || res.StatusCode != http.StatusSwitchingProtocols {
 			t.Fatalf("upgrade answered during the drain: %v, %v; want 101", res, err)
@@ -257,21 +248,18 @@ func TestShutdownTunnels(t *testing.T) {
 		default:
 		}
 		c.Close()
-		if code, _ := lcWaitExit(t, lb.process, 5*time.Second); code != 0 {
+		if code, _ := lb.WaitExit(5 * time.Second); code != 0 {
 			t.Errorf("exit code %d, want 0", code)
 		}
 	})
 	t.Run("cut at grace", func(t *testing.T) {
 		t.Parallel()
-		u := lcStartRaw(t, lcUpgradeEcho("U"))
-		lb := lcStartLB(t, lcConfig("round-robin", lcGrace("500ms"), lcEntries(u.addr)...))
+		u := startRawBackend(t, lcUpgradeEcho("U"))
+		lb := startBalancer(t, lbConfig("round-robin", lcGrace("500ms"), backendsAt(u.Addr)...))
 		c, br := lcOpenTunnel(t, lb.Addr)
-		if err := lcEcho(c, br, "before"); err != nil {
-			t.Fatal(err)
-		}
 		signalled := time.Now()
 		lb.Signal(syscall.SIGTERM)
-		code, exited := lcWaitExit(t, lb.process, 5*time.Second)
+		code, exited := lb.WaitExit(5 * time.Second)
 		if d := exited.Sub(signalled); d < 450*time.Millisecond || d > 2500*time.Millisecond || code != 0 {
 			t.Errorf("with a tunnel open: exit code %d after %s, want 0 after about 500ms", code, d)
 		}
