@@ -16,7 +16,7 @@ func (h *Handler) logAccess(r *http.Request, ex *exchange) {
 	if ex.Err != nil {
 		level = slog.LevelWarn
 	}
-	if !ex.accessLog && level == slog.LevelInfo {
+	if !ex.accessLog && level == slog.LevelInfo || !h.Log.Enabled(context.Background(), level) {
 		return
 	}
 	backend := ""

@@ -104,9 +104,13 @@ type exchange struct {
 	body      *requestBody // nil without a request body; not pooled
 	header    http.Header  // the request header for the backend; cleared and reused
 	out       h1.Request   // the request to an h1 backend transport
+
+	respHeader http.Header // the ResponseWriter's header, if empty before the attempts
+	inPlace    bool        // the response's header is respHeader
+	stripped   bool        // the response's header has no hop-by-hop fields left
 }
 
-var exchanges = sync.Pool{New: func() any { return &exchange{header: make(http.Header, 16)} }}
+var exchanges = sync.Pool{New: func() any { return &exchange{header: make(http.Header, 8)} }}
 
 // maxPooledHeader is the most fields an outgoing header map may have held
 // for it to be reused; bigger maps are left to the garbage collector.
@@ -118,7 +122,7 @@ func getExchange() *exchange { return exchanges.Get().(*exchange) }
 func (ex *exchange) release() {
 	h := ex.header
 	if len(h) > maxPooledHeader {
-		h = make(http.Header, 16)
+		h = make(http.Header, 8)
 	} else {
 		clear(h)
 	}
@@ -168,6 +172,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body := newRequestBody(r)
 	ex.body = body
 
+	if dst := w.Header(); len(dst) == 0 {
+		// An h1 backend transport parses the response header right into
+		// the ResponseWriter's, saving a map and a copy.
+		ex.respHeader = dst
+	}
 	var filter balancer.Filter
 	pinned := stickyBackend(snap, r, &filter)
 	b := pinned
@@ -188,14 +197,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		res, f, err := h.attempt(r, b, ex.Attempts, ex)
 		if f == failNone {
 			ex.StickyHit = pinned != nil && b == pinned
+			if upgrade != "" && res.StatusCode == http.StatusSwitchingProtocols {
+				ex.Status = h.serveUpgrade(w, res, upgrade, ex)
+				return
+			}
+			if !ex.stripped {
+				removeHopByHopHeaders(res.Header)
+			}
 			if snap.Sticky != nil && !ex.StickyHit {
 				// No pin, an invalid one, or the pinned backend failed and
 				// another answered: pin the client to the one that answered.
 				w.Header().Add("Set-Cookie", snap.Sticky.Cookie(b, r.TLS != nil))
-			}
-			if upgrade != "" && res.StatusCode == http.StatusSwitchingProtocols {
-				ex.Status = h.serveUpgrade(w, res, upgrade, ex)
-				return
 			}
 			h.respond(w, res, snap, ex)
 			return
@@ -322,7 +334,11 @@ func (h *Handler) attempt(r *http.Request, b *upstream.Backend, n int, ex *excha
 			out.ContentLength = r.ContentLength
 			out.Trailer = &r.Trailer
 		}
+		out.ResponseHeader = ex.respHeader
+		out.StripHopByHop = true
 		res, err = t.Do(out)
+		ex.inPlace = err == nil && ex.respHeader != nil
+		ex.stripped = err == nil
 	} else {
 		res, err = b.Transport().RoundTrip(outgoingRequest(ctx, r, b, header, body))
 	}
@@ -440,17 +456,19 @@ func outgoingHeader(r *http.Request, snap *Snapshot, ci *connInfo, h http.Header
 }
 
 // respond sends the backend's response to the client: status, end-to-end
-// headers, streamed body and trailers.
+// headers (res.Header, without hop-by-hop fields), streamed body and
+// trailers.
 func (h *Handler) respond(w http.ResponseWriter, res *http.Response, snap *Snapshot, ex *exchange) {
 	defer res.Body.Close()
-	removeHopByHopHeaders(res.Header)
 	dst := w.Header()
-	for k, vv := range res.Header {
-		if k == "Set-Cookie" && len(dst[k]) > 0 {
-			dst[k] = append(vv[:len(vv):len(vv)], dst[k]...)
-			continue
+	if !ex.inPlace {
+		for k, vv := range res.Header {
+			if k == "Set-Cookie" && len(dst[k]) > 0 {
+				dst[k] = append(vv[:len(vv):len(vv)], dst[k]...)
+				continue
+			}
+			dst[k] = vv
 		}
-		dst[k] = vv
 	}
 	appendVia(dst, snap.fwd.viaValue(res.ProtoMajor, res.ProtoMinor))
 	announced := len(res.Trailer)

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"bufio"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -15,13 +17,17 @@ import (
 	"github.com/lbproject/load_balancer/internal/upstream"
 )
 
-// netHTTPTransport makes newTestHandler use net/http's Transport instead of
-// h1's, to test the proxy's generic RoundTripper path.
-var netHTTPTransport = false
-
 // newTestHandler returns a Handler balancing round-robin over the given
-// backend URLs (http://host:port).
+// backend URLs (http://host:port), through h1 transports.
 func newTestHandler(t testing.TB, urls ...string) (*Handler, []*upstream.Backend) {
+	t.Helper()
+	return newTestHandlerWith(t, false, urls...)
+}
+
+// newTestHandlerWith is newTestHandler with net/http's Transport instead of
+// h1's when netHTTPTransport is set, to test the proxy's generic
+// RoundTripper path.
+func newTestHandlerWith(t testing.TB, netHTTPTransport bool, urls ...string) (*Handler, []*upstream.Backend) {
 	t.Helper()
 	pool := &upstream.Pool{}
 	var backends []*upstream.Backend
@@ -92,6 +98,84 @@ func TestHandlerRetriesRefusedConnection(t *testing.T) {
 	}
 }
 
+// TestHandlerTransports runs the same exchanges through h1's transport and
+// through net/http's (any RoundTripper may back a Backend): bodies both
+// ways, hop-by-hop fields removed both ways, Via and X-Forwarded-For set.
+func TestHandlerTransports(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("Connection", "X-Hop")
+		w.Header().Set("X-Hop", "1")
+		w.Header().Set("Keep-Alive", "timeout=5")
+		w.Header().Set("X-Seen", r.Header.Get("X-Forwarded-For")+" "+r.Header.Get("X-Secret")+" "+r.Header.Get("Via"))
+		w.Header().Add("Set-Cookie", "b=1")
+		io.WriteString(w, r.Method+" "+r.RequestURI+" "+string(b))
+	}))
+	defer backend.Close()
+	for _, netHTTP := range []bool{false, true} {
+		t.Run(fmt.Sprint("net/http ", netHTTP), func(t *testing.T) {
+			h, _ := newTestHandlerWith(t, netHTTP, backend.URL)
+			for _, method := range []string{"GET", "POST"} {
+				req := httptest.NewRequest(method, "/p?q=1", strings.NewReader("body"))
+				req.Header.Set("Connection", "X-Secret")
+				req.Header.Set("X-Secret", "s")
+				req.RemoteAddr = "192.0.2.9:1234"
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				want := method + " /p?q=1 body"
+				if rec.Code != 200 || rec.Body.String() != want {
+					t.Fatalf("%s: status %d body %q, want %q", method, rec.Code, rec.Body, want)
+				}
+				hdr := rec.Header()
+				if hdr.Get("X-Hop") != "" || hdr.Get("Keep-Alive") != "" || hdr.Get("Connection") != "" {
+					t.Errorf("%s: hop-by-hop fields reached the client: %v", method, hdr)
+				}
+				if hdr.Get("X-Seen") != "192.0.2.9  1.1 load_balancer" || hdr.Get("Via") != "1.1 load_balancer" || hdr.Get("Set-Cookie") != "b=1" {
+					t.Errorf("%s: header %v", method, hdr)
+				}
+			}
+		})
+	}
+}
+
+// TestHandlerErrorReplyHasNoBackendFields: a response whose head was read
+// into the client's header and then rejected leaves nothing behind in the
+// error reply.
+func TestHandlerErrorReplyHasNoBackendFields(t *testing.T) {
+	replies := map[string]string{
+		"/bad-cl":      "HTTP/1.1 200 OK\r\nX-Leak: 1\r\nContent-Length: x\r\n\r\n",
+		"/101-unasked": "HTTP/1.1 101 Switching Protocols\r\nX-Leak: 1\r\nConnection: upgrade\r\nUpgrade: x\r\n\r\n",
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r, err := http.ReadRequest(bufio.NewReader(c))
+				if err == nil {
+					io.WriteString(c, replies[r.URL.Path])
+				}
+			}()
+		}
+	}()
+	h, _ := newTestHandler(t, "http://"+ln.Addr().String())
+	for path := range replies {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if rec.Code != http.StatusBadGateway || rec.Header().Get("X-Leak") != "" {
+			t.Errorf("%s: status %d header %v, want a clean 502", path, rec.Code, rec.Header())
+		}
+	}
+}
+
 // discardWriter is a ResponseWriter that keeps nothing, so benchmarks
 // measure the handler rather than a recorder.
 type discardWriter struct{ h http.Header }
@@ -152,4 +236,77 @@ func BenchmarkOutgoingHeader(b *testing.B) {
 		clear(out)
 		outgoingHeader(req, snap, ci, out)
 	}
+}
+
+// BenchmarkServerHTTP1 measures the balancer's whole request path as it
+// runs in production: a keep-alive HTTP/1.1 client connection to net/http's
+// server with the proxy handler (and ConnContext), forwarding through h1 to
+// a minimal backend. Client and backend are raw loops that cost little, so
+// that the profile is the balancer's.
+func BenchmarkServerHTTP1(b *testing.B) {
+	reply := "HTTP/1.1 200 OK\r\nServer: bench\r\nDate: Mon, 01 Jan 2026 00:00:00 GMT\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n" + strings.Repeat("x", 100)
+	backend := rawLoopBackend(b, reply)
+	h, _ := newTestHandler(b, "http://"+backend)
+	front := httptest.NewUnstartedServer(h)
+	front.Config.ConnContext = ConnContext
+	front.Start()
+	defer front.Close()
+	req := "GET /small HTTP/1.1\r\nHost: lb.test\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n"
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		c, err := net.Dial("tcp", front.Listener.Addr().String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		for pb.Next() {
+			if _, err := io.WriteString(c, req); err != nil {
+				b.Fatal(err)
+			}
+			res, err := http.ReadResponse(br, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if n, err := io.Copy(io.Discard, res.Body); err != nil || n != 100 || res.StatusCode != 200 {
+				b.Fatalf("status %d, %d bytes, %v", res.StatusCode, n, err)
+			}
+		}
+	})
+}
+
+// rawLoopBackend answers every request head (no bodies) with reply.
+func rawLoopBackend(b *testing.B, reply string) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					for {
+						line, err := br.ReadSlice('\n')
+						if err != nil {
+							return
+						}
+						if len(line) <= 2 {
+							break
+						}
+					}
+					if _, err := io.WriteString(c, reply); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
 }

@@ -3,6 +3,7 @@ package proxy
 import (
 	"crypto/tls"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"reflect"
 	"testing"
@@ -82,4 +83,37 @@ func TestForwardingHeaders(t *testing.T) {
 			t.Errorf("got %v", h)
 		}
 	})
+}
+
+// TestConnContextReachesRequests: the connection's info, attached by
+// ConnContext, is found by HTTP/1.1 requests and by HTTP/2 (h2c) streams.
+func TestConnContextReachesRequests(t *testing.T) {
+	found := make(chan bool, 2)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, ok := r.Context().Value(connInfoKey{}).(*connInfo)
+		found <- ok
+	}))
+	srv.Config.ConnContext = ConnContext
+	srv.Config.Protocols = new(http.Protocols)
+	srv.Config.Protocols.SetHTTP1(true)
+	srv.Config.Protocols.SetUnencryptedHTTP2(true)
+	srv.Start()
+	defer srv.Close()
+	for _, h2 := range []bool{false, true} {
+		tr := &http.Transport{Protocols: new(http.Protocols)}
+		if h2 {
+			tr.Protocols.SetUnencryptedHTTP2(true)
+		} else {
+			tr.Protocols.SetHTTP1(true)
+		}
+		res, err := (&http.Client{Transport: tr}).Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if !<-found || res.ProtoMajor != map[bool]int{false: 1, true: 2}[h2] {
+			t.Errorf("HTTP/%d: connection info not found in the request context", res.ProtoMajor)
+		}
+		tr.CloseIdleConnections()
+	}
 }

@@ -69,9 +69,15 @@ type transportBox struct{ rt http.RoundTripper }
 func (b *Backend) Transport() http.RoundTripper { return b.transport.Load().rt }
 
 // SetTransport replaces the backend's round tripper and closes the idle
-// connections of the previous one. Requests already using the old one finish.
+// connections of the previous one. Requests already using the old one
+// finish; if it can be retired (an h1 Transport), their connections close
+// then instead of idling in a pool no request will use.
 func (b *Backend) SetTransport(rt http.RoundTripper) {
 	old := b.transport.Swap(&transportBox{rt})
+	if c, ok := old.rt.(interface{ Close() error }); ok {
+		c.Close()
+		return
+	}
 	closeIdle(old.rt)
 }
 

@@ -20,10 +20,10 @@ const (
 
 // States of the chunked decoder.
 const (
-	chunkSize = iota // before a chunk-size line
-	chunkData        // in a chunk's data
-	chunkCRLF        // after a chunk's data
-	chunkTrailers    // after the last chunk, before its trailer section
+	chunkSize     = iota // before a chunk-size line
+	chunkData            // in a chunk's data
+	chunkCRLF            // after a chunk's data
+	chunkTrailers        // after the last chunk, before its trailer section
 )
 
 var errBodyClosed = errors.New("h1: read on closed response body")
@@ -91,6 +91,7 @@ func (b *body) done() {
 	b.err = io.EOF
 	if b.closeAfter {
 		b.c.fail(b.ctx, nil)
+		b.c.recycleReader()
 		return
 	}
 	b.c.release()

@@ -19,7 +19,7 @@ import (
 // readBufSize is the size of a connection's read buffer, taken from a pool
 // while the connection is in use: a response head of typical size fits in
 // it; bodies are read past it straight into the caller's buffer.
-const readBufSize = 8 << 10
+const readBufSize = 4 << 10
 
 var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufSize) }}
 
@@ -35,10 +35,17 @@ type conn struct {
 	reused bool      // it served an exchange before, or waited in the pool
 	idleAt time.Time // when it was pooled
 
+	rd      io.Reader // connReader{c}, what br reads from
 	closed  atomic.Bool
 	aborted atomic.Bool // closed because the request's context was done
 	stop    func() bool // stops the context watch of the exchange
 	abortFn func()      // c.abort, made once
+
+	// The deferred context watch of a synchronous exchange (see
+	// connReader); only the exchange's goroutine uses these.
+	ctx      context.Context
+	fast     bool      // the watch is not installed yet: a read deadline will do it
+	phaseEnd time.Time // when the current wait times out for real; zero: never
 
 	// The body writer of a streamed request body.
 	writing  bool        // a writer runs, or ran and was not waited for
@@ -54,6 +61,7 @@ type conn struct {
 func newConn(t *Transport, nc net.Conn) *conn {
 	c := &conn{t: t, nc: nc}
 	c.abortFn = c.abort
+	c.rd = &connReader{c}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		c.raw, _ = tc.SyscallConn()
 	}
@@ -64,7 +72,7 @@ func newConn(t *Transport, nc net.Conn) *conn {
 // exchange.
 func (c *conn) attach() {
 	c.br = readers.Get().(*bufio.Reader)
-	c.br.Reset(c.nc)
+	c.br.Reset(c.rd)
 }
 
 // close closes the connection, once, and frees its slot in the pool. It may
@@ -89,6 +97,7 @@ func (c *conn) abort() {
 // release ends an exchange whose response was read completely: the
 // connection goes back to the pool if nothing stands against it.
 func (c *conn) release() {
+	c.fast, c.ctx = false, nil
 	if c.stop != nil {
 		stopped := c.stop()
 		c.stop = nil
@@ -116,10 +125,17 @@ func (c *conn) release() {
 		c.close()
 		return
 	}
-	readers.Put(c.br)
-	c.br = nil
+	c.recycleReader()
 	c.reused = true
 	c.t.putIdle(c)
+}
+
+// recycleReader gives the read buffer back to the pool. Only the exchange's
+// goroutine calls it, once nothing will read from the connection again.
+func (c *conn) recycleReader() {
+	c.br.Reset(nil)
+	readers.Put(c.br)
+	c.br = nil
 }
 
 // alive reports whether an idle connection can take a request: the backend
@@ -129,6 +145,8 @@ func (c *conn) alive() bool {
 	if c.raw == nil {
 		return true
 	}
+	// A deadline left from the last exchange would fail the check.
+	c.nc.SetReadDeadline(time.Time{})
 	ok := false
 	err := c.raw.Read(func(fd uintptr) bool {
 		_, _, err := syscall.Recvfrom(int(fd), c.peek[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
@@ -138,10 +156,59 @@ func (c *conn) alive() bool {
 	return err == nil && ok
 }
 
+// watchDelay is how long a synchronous exchange runs before its context
+// is watched. Most exchanges end sooner, and skip the cost of a context
+// watch (context.AfterFunc: 5 allocations and as many lock round trips);
+// a client that leaves within that time is noticed when it ends.
+const watchDelay = 100 * time.Millisecond
+
 // watch makes the end of ctx abort the exchange.
 func (c *conn) watch(ctx context.Context) {
-	if ctx.Done() != nil {
-		c.stop = context.AfterFunc(ctx, c.abortFn)
+	c.fast = false
+	c.stop = context.AfterFunc(ctx, c.abortFn)
+}
+
+// watchLater prepares a synchronous exchange's wait for the response head,
+// which times out at end (zero: never): a read deadline at the earlier of
+// end and watchDelay from now makes connReader install the context watch
+// then, if the exchange still runs.
+func (c *conn) watchLater(ctx context.Context, now, end time.Time) {
+	c.ctx, c.fast, c.phaseEnd = ctx, true, end
+	d := now.Add(watchDelay)
+	if !end.IsZero() && end.Before(d) {
+		d = end
+	}
+	c.nc.SetReadDeadline(d)
+}
+
+// connReader is what a connection's bufio.Reader reads from: the
+// connection, with the deferred context watch. A read deadline that
+// expires while the watch is deferred installs it (or ends the exchange if
+// the context is done already) and lets the read go on until the current
+// wait's real deadline.
+type connReader struct{ c *conn }
+
+func (r *connReader) Read(p []byte) (int, error) {
+	c := r.c
+	for {
+		n, err := c.nc.Read(p)
+		if err == nil || !c.fast || !isTimeout(err) {
+			return n, err
+		}
+		c.fast = false
+		if !c.phaseEnd.IsZero() && !time.Now().Before(c.phaseEnd) {
+			return n, err // the real deadline
+		}
+		if cerr := c.ctx.Err(); cerr != nil {
+			c.aborted.Store(true)
+			c.close()
+			return n, cerr
+		}
+		c.stop = context.AfterFunc(c.ctx, c.abortFn)
+		c.nc.SetReadDeadline(c.phaseEnd)
+		if n > 0 {
+			return n, nil
+		}
 	}
 }
 
@@ -149,6 +216,7 @@ func (c *conn) watch(ctx context.Context) {
 // the context's error if the context closed it.
 func (c *conn) fail(ctx context.Context, err error) error {
 	c.close()
+	c.fast, c.ctx = false, nil
 	if c.stop != nil {
 		c.stop()
 		c.stop = nil
@@ -164,12 +232,20 @@ func (c *conn) fail(ctx context.Context, err error) error {
 // sent again on another connection: this reused one failed before the
 // backend saw anything, or before it answered anything to a replayable
 // request.
-func (c *conn) roundTrip(ctx context.Context, req *Request, buf []byte, f framing, inline, replayable bool) (res *http.Response, err error, retry bool) {
-	c.watch(ctx)
+//
+// Unless keep is set, w is given back to its pool once written.
+func (c *conn) roundTrip(ctx context.Context, now time.Time, req *Request, buf []byte, f framing, inline, replayable, keep bool, w *writeBuf) (res *http.Response, err error, retry bool) {
+	async := f.body && !inline
+	if async || f.expect {
+		c.watch(ctx)
+		c.nc.SetReadDeadline(time.Time{}) // one may be left from the last exchange
+	}
 	if n, err := c.nc.Write(buf); err != nil {
 		return nil, c.fail(ctx, fmt.Errorf("h1: writing request: %w", err)), c.reused && n == 0
 	}
-	async := f.body && !inline
+	if !keep {
+		w.put()
+	}
 	rht := c.t.opt.ResponseHeaderTimeout
 	switch {
 	case f.expect:
@@ -189,18 +265,23 @@ func (c *conn) roundTrip(ctx context.Context, req *Request, buf []byte, f framin
 		}
 	case async:
 		c.startWriter(req, f) // it sets the head deadline once the body is written
-	case rht > 0:
-		c.nc.SetReadDeadline(time.Now().Add(rht))
+	default:
+		var end time.Time
+		if rht > 0 {
+			end = now.Add(rht)
+		}
+		c.watchLater(ctx, now, end)
 	}
 
 	var h head
+	rb := new(responseBody) // the response, its body reader and field values in one allocation
 	informational := 0
 	for {
 		if _, err := c.br.Peek(1); err != nil {
 			noAnswer := informational == 0 && !isTimeout(err) && !c.aborted.Load()
 			return nil, c.fail(ctx, fmt.Errorf("h1: reading response: %w", err)), c.reused && noAnswer && replayable
 		}
-		h = head{}
+		h = head{dst: req.ResponseHeader, vals: rb.vals[:], strip: req.StripHopByHop}
 		if err := c.readHead(&h); err != nil {
 			return nil, c.fail(ctx, err), false
 		}
@@ -224,16 +305,30 @@ func (c *conn) roundTrip(ctx context.Context, req *Request, buf []byte, f framin
 			}
 		}
 	}
-	if c.writing {
+	switch {
+	case c.writing:
 		c.hmu.Lock()
 		c.headWait = false
 		c.nc.SetReadDeadline(time.Time{})
 		c.hmu.Unlock()
-	} else if rht > 0 || f.expect {
+	case c.fast:
+		// The body has no deadline; the pending one installs the watch if
+		// the body takes long.
+		c.phaseEnd = time.Time{}
+	default:
+		c.phaseEnd = time.Time{}
 		c.nc.SetReadDeadline(time.Time{})
 	}
 
-	res = &http.Response{
+	res, err = c.response(ctx, rb, req.method(), req.Close, &h, f)
+	return res, err, false
+}
+
+// response makes the Response for head h, with a body reader for its
+// framing (RFC 9112 §6.3). A response without a body ends the exchange.
+func (c *conn) response(ctx context.Context, rb *responseBody, method string, reqClose bool, h *head, f framing) (*http.Response, error) {
+	res := &rb.res
+	*res = http.Response{
 		Status:     statusText(h.status),
 		StatusCode: h.status,
 		Proto:      "HTTP/1.1",
@@ -245,45 +340,50 @@ func (c *conn) roundTrip(ctx context.Context, req *Request, buf []byte, f framin
 	if h.minor == 0 {
 		res.Proto = "HTTP/1.0"
 	}
-	closeAfter := h.connClose || h.minor == 0 && !h.connKeepAlive || h.ambiguous || req.Close ||
+	closeAfter := h.connClose || h.minor == 0 && !h.connKeepAlive || h.ambiguous || reqClose ||
 		f.expect && !c.writing // the backend refused the body; it may still expect it
 	res.Close = closeAfter
 
 	if h.status == http.StatusSwitchingProtocols {
 		if !f.upgrade || !h.connUpgrade {
-			return nil, c.fail(ctx, protoErr("101 Switching Protocols without an upgrade")), false
+			return nil, c.fail(ctx, protoErr("101 Switching Protocols without an upgrade"))
 		}
 		if c.writing || f.body {
-			return nil, c.fail(ctx, protoErr("101 Switching Protocols to a request with a body")), false
+			return nil, c.fail(ctx, protoErr("101 Switching Protocols to a request with a body"))
 		}
-		// The tunnel outlives the request context's watch; its users close it.
+		// The tunnel outlives the request context's watch and deadlines;
+		// its users close it.
+		c.fast, c.ctx = false, nil
+		c.nc.SetReadDeadline(time.Time{})
 		if c.stop != nil {
 			stopped := c.stop()
 			c.stop = nil
 			if !stopped {
-				return nil, c.fail(ctx, ctx.Err()), false
+				return nil, c.fail(ctx, ctx.Err())
 			}
 		}
 		res.Body = &upgraded{c: c}
 		res.ContentLength = 0 // as net/http: a 1xx has no body; the tunnel is not one
-		return res, nil, false
+		return res, nil
 	}
 
-	noBody := req.method() == http.MethodHead || h.status == http.StatusNoContent || h.status == http.StatusNotModified
+	noBody := method == http.MethodHead || h.status == http.StatusNoContent || h.status == http.StatusNotModified
 	switch {
 	case noBody:
 		res.ContentLength = 0
-		if req.method() == http.MethodHead {
+		if method == http.MethodHead {
 			res.ContentLength = h.contentLength
 		}
 		res.Body = http.NoBody
 	case h.chunked:
 		res.TransferEncoding = chunkedCoding
 		res.ContentLength = -1
-		res.Body = &body{c: c, ctx: ctx, res: res, mode: modeChunked, closeAfter: closeAfter}
+		rb.body = body{c: c, ctx: ctx, res: res, mode: modeChunked, closeAfter: closeAfter}
+		res.Body = &rb.body
 	case h.contentLength > 0:
 		res.ContentLength = h.contentLength
-		res.Body = &body{c: c, ctx: ctx, res: res, mode: modeLength, n: h.contentLength, closeAfter: closeAfter}
+		rb.body = body{c: c, ctx: ctx, res: res, mode: modeLength, n: h.contentLength, closeAfter: closeAfter}
+		res.Body = &rb.body
 	case h.contentLength == 0:
 		res.ContentLength = 0
 		res.Body = http.NoBody
@@ -291,7 +391,8 @@ func (c *conn) roundTrip(ctx context.Context, req *Request, buf []byte, f framin
 		// Delimited by the end of the connection (RFC 9112 §6.3 rule 8).
 		res.ContentLength = -1
 		res.Close = true
-		res.Body = &body{c: c, ctx: ctx, res: res, mode: modeEOF, closeAfter: true}
+		rb.body = body{c: c, ctx: ctx, res: res, mode: modeEOF, closeAfter: true}
+		res.Body = &rb.body
 	}
 	if res.Body == http.NoBody {
 		if closeAfter {
@@ -300,7 +401,7 @@ func (c *conn) roundTrip(ctx context.Context, req *Request, buf []byte, f framin
 			c.release()
 		}
 	}
-	return res, nil, false
+	return res, nil
 }
 
 // readHead reads one response head (already begun: Peek succeeded) and
@@ -366,8 +467,11 @@ func (c *conn) readBigHead(h *head) error {
 // it. The search starts at from. A head cannot begin with an empty line;
 // one that does is left to parseHead to reject.
 func headEnd(b []byte, from int) int {
-	if len(b) > 0 && (b[0] == '\n' || len(b) > 1 && b[0] == '\r' && b[1] == '\n') {
-		return min(len(b), 2) // parseHead rejects it
+	switch {
+	case len(b) > 0 && b[0] == '\n':
+		return 1 // parseHead rejects it
+	case len(b) > 1 && b[0] == '\r' && b[1] == '\n':
+		return 2
 	}
 	for i := from; i < len(b); i++ {
 		if b[i] != '\n' {
@@ -417,6 +521,14 @@ func statusText(code int) string {
 		return s
 	}
 	return strconv.Itoa(code)
+}
+
+// responseBody is a response with its body reader and the array its
+// header's values are kept in, when they are few.
+type responseBody struct {
+	res  http.Response
+	body body
+	vals [8]string
 }
 
 // upgraded is the connection after 101 Switching Protocols, with the

@@ -22,6 +22,13 @@ type head struct {
 	connKeepAlive bool  // Connection: keep-alive (HTTP/1.0)
 	connUpgrade   bool  // Connection: upgrade
 	trailer       http.Header
+
+	// Set by the caller before parsing:
+	dst   http.Header // if not nil, a final response's fields go here (it is empty)
+	vals  []string    // if long enough, a final response's values are kept here
+	strip bool        // leave out hop-by-hop fields (but of a 101) and those Connection names
+
+	connOther []string // Connection values naming other fields, when strip
 }
 
 // parseHead parses a complete response head b: the status line, the field
@@ -32,6 +39,14 @@ type head struct {
 // The field names and values of h.header are substrings of one string made
 // from b; b may be reused afterwards.
 func parseHead(b []byte, h *head) error {
+	err := parseHeadInto(b, h)
+	if err != nil && h.dst != nil {
+		clear(h.dst) // left empty, as it was given
+	}
+	return err
+}
+
+func parseHeadInto(b []byte, h *head) error {
 	nl := indexByte(b, '\n')
 	if nl < 0 {
 		return protoErr("no end of status line")
@@ -57,10 +72,19 @@ func parseHead(b []byte, h *head) error {
 	if n > maxFields {
 		return protoErr("too many header fields")
 	}
-	h.header = make(http.Header, n)
+	if h.dst != nil && h.status >= 200 {
+		h.header = h.dst
+	} else {
+		h.header = make(http.Header, n)
+	}
+	h.strip = h.strip && h.status != 101
 	h.contentLength = -1
 	var fp fieldParser
-	fp.vals = make([]string, n)
+	if h.status >= 200 && n <= len(h.vals) {
+		fp.vals = h.vals[:n]
+	} else {
+		fp.vals = make([]string, n)
+	}
 	s := string(fields)
 	for {
 		i := strings.IndexByte(s, '\n')
@@ -80,6 +104,14 @@ func parseHead(b []byte, h *head) error {
 		}
 		if err := fp.parse(line, h); err != nil {
 			return err
+		}
+	}
+	for _, v := range h.connOther {
+		// RFC 9110 §7.6.1: the fields Connection names are for this hop.
+		for elem := range strings.SplitSeq(v, ",") {
+			if elem = trimOWS(elem); elem != "" {
+				delete(h.header, http.CanonicalHeaderKey(elem))
+			}
 		}
 	}
 	if h.chunked {
@@ -186,6 +218,7 @@ func (fp *fieldParser) parse(line string, h *head) error {
 		}
 		return nil // framing, not passed on: the proxy re-frames the body
 	case "Connection":
+		other := false
 		for elem := range strings.SplitSeq(value, ",") {
 			switch elem = trimOWS(elem); {
 			case strings.EqualFold(elem, "close"):
@@ -194,7 +227,19 @@ func (fp *fieldParser) parse(line string, h *head) error {
 				h.connKeepAlive = true
 			case strings.EqualFold(elem, "upgrade"):
 				h.connUpgrade = true
+			case elem != "":
+				other = true
 			}
+		}
+		if h.strip {
+			if other {
+				h.connOther = append(h.connOther, value)
+			}
+			return nil
+		}
+	case "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Upgrade":
+		if h.strip {
+			return nil // hop-by-hop (RFC 9110 §7.6.1)
 		}
 	case "Trailer":
 		for elem := range strings.SplitSeq(value, ",") {
@@ -204,10 +249,14 @@ func (fp *fieldParser) parse(line string, h *head) error {
 			if !isToken(elem) {
 				return protoErr("invalid Trailer field name")
 			}
+			key := canonicalKey(elem)
+			if forbiddenTrailer(key) {
+				continue // never forwarded as a trailer, so not announced
+			}
 			if h.trailer == nil {
 				h.trailer = make(http.Header)
 			}
-			h.trailer[canonicalKey(elem)] = nil
+			h.trailer[key] = nil
 		}
 		return nil // announced in Response.Trailer, as net/http does
 	}

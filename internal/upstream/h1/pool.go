@@ -13,17 +13,25 @@ import (
 // to dial in.
 type waiter struct{ ch chan *conn }
 
+// staleCheckAfter is the idle time after which a pooled connection is
+// checked for liveness before any request: by then the backend may have
+// closed it, or sent something unasked (a 408 before closing), which must
+// not be taken for the next request's response. Connections reused sooner
+// are checked only for requests that cannot be sent again. (A variable for
+// tests.)
+var staleCheckAfter = time.Second
+
 // getConn returns a connection for an exchange, attached: the most recently
-// pooled one, unless fresh asks for a new one; with check, pooled ones are
-// first checked for liveness.
-func (t *Transport) getConn(ctx context.Context, fresh, check bool) (*conn, error) {
+// pooled one, unless fresh asks for a new one; with check (or when they
+// idled long), pooled ones are first checked for liveness.
+func (t *Transport) getConn(ctx context.Context, now time.Time, fresh, check bool) (*conn, error) {
 	if !fresh {
 		for {
 			c := t.popIdle()
 			if c == nil {
 				break
 			}
-			if check && !c.alive() {
+			if (check || now.Sub(c.idleAt) >= staleCheckAfter) && !c.alive() {
 				c.close()
 				continue
 			}
@@ -38,7 +46,7 @@ func (t *Transport) getConn(ctx context.Context, fresh, check bool) (*conn, erro
 	if c != nil { // handed over by an exchange that ended
 		if check && !c.alive() {
 			c.close()
-			return t.getConn(ctx, true, check)
+			return t.getConn(ctx, now, true, check)
 		}
 		c.attach()
 		return c, nil
@@ -94,7 +102,7 @@ func (t *Transport) putIdle(c *conn) {
 		w.ch <- c
 		return
 	}
-	if len(t.idle) >= t.opt.MaxIdleConns {
+	if len(t.idle) >= t.opt.MaxIdleConns || t.retired {
 		t.mu.Unlock()
 		c.close()
 		return

@@ -17,7 +17,7 @@ type Request struct {
 	Ctx context.Context
 
 	Method string // a token; "" means GET
-	Target string // request-target in origin form ("/path?query") or "*"
+	Target string // request-target in origin form ("/path?query") or "*"; nothing else is sent
 	Host   string // Host field; "" means the backend's address
 
 	// Header holds the end-to-end fields to send. Host, Content-Length,
@@ -38,6 +38,18 @@ type Request struct {
 
 	// Close asks the backend to close the connection after its response.
 	Close bool
+
+	// ResponseHeader, if not nil, is an empty map that receives the fields
+	// of the final response: Response.Header is then this map (saving a
+	// map and a copy when it is the ResponseWriter's). After an error it
+	// is empty again.
+	ResponseHeader http.Header
+
+	// StripHopByHop leaves the hop-by-hop fields (RFC 9110 §7.6.1) and
+	// those the Connection field names out of the response header, except
+	// in a 101 response. The response's framing and Close still follow
+	// them.
+	StripHopByHop bool
 
 	// Got1xx, if not nil, is called with every informational response
 	// other than 100 and 101 (e.g. 103 Early Hints) before the final one;
@@ -108,7 +120,9 @@ func appendHead(buf []byte, r *Request, host string, f framing) ([]byte, error) 
 	if !isToken(method) {
 		return buf, &RequestError{"invalid method"}
 	}
-	if !validTarget(r.Target) {
+	// Origin form, or "*" (RFC 9112 §3.2): a gateway names the resource by
+	// path; an absolute form would compete with Host for the authority.
+	if r.Target != "*" && (r.Target == "" || r.Target[0] != '/') || !validTarget(r.Target) {
 		return buf, &RequestError{"invalid request target"}
 	}
 	if r.Host != "" {

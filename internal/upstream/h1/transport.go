@@ -70,6 +70,7 @@ type Transport struct {
 	waiters  []*waiter
 	sweeper  *time.Timer
 	sweeping bool // the sweeper is armed
+	retired  bool // Close was called: no connection is pooled any more
 }
 
 // New returns a Transport for the backend at opt.Addr.
@@ -116,27 +117,33 @@ func (t *Transport) Do(req *Request) (*http.Response, error) {
 		return nil, err
 	}
 	f := requestFraming(req)
-	wb := getWriteBuf()
-	defer putWriteBuf(wb)
-	buf, err := appendHead((*wb)[:0], req, t.host, f)
-	if err != nil {
+	var w writeBuf
+	defer w.put()
+	if err := w.head(req, t.host, f); err != nil {
 		return nil, err
 	}
 	// A small body of known length goes with the head, in one write.
-	inline := f.body && !f.chunked && !f.expect && f.length <= int64(cap(buf)-len(buf))
-	// Complete in buf, an idempotent request may be sent again after a
-	// reused connection turned out to be closed by the backend.
+	inline := f.body && !f.chunked && !f.expect && f.length <= int64(cap(w.buf)-len(w.buf))
+	// Complete in the buffer, an idempotent request may be sent again after
+	// a reused connection turned out to be closed by the backend.
 	replayable := (!f.body || inline) && req.idempotent()
-	headLen := len(buf)
+	headLen := len(w.buf)
 	for attempt := 0; ; attempt++ {
-		c, err := t.getConn(ctx, attempt > 0, !replayable)
+		now := time.Now()
+		c, err := t.getConn(ctx, now, attempt > 0, !replayable)
 		if err != nil {
 			return nil, err
 		}
-		if inline && len(buf) == headLen {
+		if w.buf == nil { // given back after the first attempt's write
+			if err := w.head(req, t.host, f); err != nil {
+				c.release()
+				return nil, err
+			}
+		}
+		if inline && len(w.buf) == headLen {
 			n := int(f.length)
-			buf = buf[:headLen+n]
-			if _, err := io.ReadFull(req.Body, buf[headLen:]); err != nil {
+			w.buf = w.buf[:headLen+n]
+			if _, err := io.ReadFull(req.Body, w.buf[headLen:]); err != nil {
 				c.release() // unused: back to the pool
 				return nil, fmt.Errorf("h1: reading request body: %w", err)
 			}
@@ -144,9 +151,16 @@ func (t *Transport) Do(req *Request) (*http.Response, error) {
 				req.closer.Close()
 			}
 		}
-		res, err, retry := c.roundTrip(ctx, req, buf, f, inline, replayable)
+		// Once written, the buffer is needed again only to send a small
+		// body a second time; a head alone is rebuilt. While the response
+		// is awaited, the buffer serves other requests.
+		keep := inline && replayable && c.reused && attempt == 0
+		res, err, retry := c.roundTrip(ctx, now, req, w.buf, f, inline, replayable, keep, &w)
 		if err == nil {
 			return res, nil
+		}
+		if req.ResponseHeader != nil {
+			clear(req.ResponseHeader)
 		}
 		if retry && attempt == 0 && ctx.Err() == nil {
 			continue
@@ -189,6 +203,17 @@ func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return res, nil
 }
 
+// Close retires the Transport: its idle connections are closed, and so is
+// every connection in use once its exchange ends. Requests still sent
+// through it work, on connections of their own. It always returns nil.
+func (t *Transport) Close() error {
+	t.mu.Lock()
+	t.retired = true
+	t.mu.Unlock()
+	t.CloseIdleConnections()
+	return nil
+}
+
 // CloseIdleConnections closes the pooled idle connections. Connections in
 // use are pooled again when their exchange ends.
 func (t *Transport) CloseIdleConnections() {
@@ -207,10 +232,24 @@ const writeBufSize = 16 << 10
 
 var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, writeBufSize); return &b }}
 
-func getWriteBuf() *[]byte { return writeBufs.Get().(*[]byte) }
+// writeBuf is a request's head (and small body) in a pooled buffer.
+type writeBuf struct {
+	p   *[]byte // from writeBufs; nil when given back
+	buf []byte  // the bytes to write; nil when given back
+}
 
-func putWriteBuf(b *[]byte) {
-	if cap(*b) == writeBufSize {
-		writeBufs.Put(b)
+// head builds the request head in a buffer from the pool.
+func (w *writeBuf) head(req *Request, host string, f framing) error {
+	w.p = writeBufs.Get().(*[]byte)
+	var err error
+	w.buf, err = appendHead((*w.p)[:0], req, host, f)
+	return err
+}
+
+// put gives the buffer back to the pool, if it has not been.
+func (w *writeBuf) put() {
+	if w.p != nil {
+		writeBufs.Put(w.p)
+		w.p, w.buf = nil, nil
 	}
 }

@@ -1,0 +1,228 @@
+package h1
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// benchBackend is a minimal keep-alive backend: it answers every request
+// head with reply, reading (and ignoring) a Content-Length body. It costs
+// little, so that the benchmarks measure the client.
+func benchBackend(b *testing.B, reply string) string {
+	b.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReaderSize(c, 16<<10)
+				for {
+					cl := 0
+					for {
+						line, err := br.ReadSlice('\n')
+						if err != nil {
+							return
+						}
+						if len(line) <= 2 {
+							break
+						}
+						if bytes.HasPrefix(line, []byte("Content-Length: ")) {
+							for _, d := range bytes.TrimSpace(line[16:]) {
+								cl = cl*10 + int(d-'0')
+							}
+						}
+					}
+					if _, err := br.Discard(cl); err != nil {
+						return
+					}
+					if _, err := io.WriteString(c, reply); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+const (
+	smallReply   = "HTTP/1.1 200 OK\r\nServer: bench\r\nDate: Mon, 01 Jan 2026 00:00:00 GMT\r\nContent-Type: text/plain\r\nContent-Length: 100\r\nConnection: keep-alive\r\n\r\n"
+	chunkedReply = "HTTP/1.1 200 OK\r\nServer: bench\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n64\r\n"
+)
+
+var benchBody = strings.Repeat("x", 100)
+
+// benchHeader is a request header as the proxy sends it.
+var benchHeader = http.Header{
+	"User-Agent":        {"wrk"},
+	"Accept":            {"*/*"},
+	"X-Forwarded-For":   {"127.0.0.1"},
+	"X-Forwarded-Proto": {"http"},
+	"X-Forwarded-Host":  {"lb.test"},
+	"Via":               {"1.1 load_balancer"},
+}
+
+func BenchmarkTransportGet(b *testing.B) {
+	addr := benchBackend(b, smallReply+benchBody)
+	tr := newTestTransport(b, addr)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		buf := make([]byte, 32<<10)
+		dst := make(http.Header)
+		for pb.Next() {
+			clear(dst)
+			res, err := tr.Do(&Request{Method: "GET", Target: "/small", Host: "lb.test", Header: benchHeader,
+				ResponseHeader: dst, StripHopByHop: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			drain(b, res, buf, 100)
+		}
+	})
+}
+
+// BenchmarkTransportGetCancelable is BenchmarkTransportGet with a
+// cancelable context per request, as net/http's server gives a handler.
+func BenchmarkTransportGetCancelable(b *testing.B) {
+	addr := benchBackend(b, smallReply+benchBody)
+	tr := newTestTransport(b, addr)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		buf := make([]byte, 32<<10)
+		dst := make(http.Header)
+		base, cancelBase := context.WithCancel(context.Background())
+		defer cancelBase()
+		for pb.Next() {
+			clear(dst)
+			ctx, cancel := context.WithCancel(base)
+			res, err := tr.Do(&Request{Ctx: ctx, Method: "GET", Target: "/small", Host: "lb.test", Header: benchHeader,
+				ResponseHeader: dst, StripHopByHop: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			drain(b, res, buf, 100)
+			cancel()
+		}
+	})
+}
+
+func BenchmarkTransportGetChunked(b *testing.B) {
+	addr := benchBackend(b, chunkedReply+benchBody+"\r\n0\r\n\r\n")
+	tr := newTestTransport(b, addr)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		buf := make([]byte, 32<<10)
+		for pb.Next() {
+			res, err := tr.Do(&Request{Method: "GET", Target: "/chunked", Host: "lb.test", Header: benchHeader})
+			if err != nil {
+				b.Fatal(err)
+			}
+			drain(b, res, buf, 100)
+		}
+	})
+}
+
+func BenchmarkTransportPostSmall(b *testing.B) {
+	addr := benchBackend(b, smallReply+benchBody)
+	tr := newTestTransport(b, addr)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		buf := make([]byte, 32<<10)
+		body := strings.NewReader(benchBody)
+		for pb.Next() {
+			body.Reset(benchBody)
+			res, err := tr.Do(&Request{Method: "POST", Target: "/post", Host: "lb.test", Header: benchHeader,
+				Body: body, ContentLength: int64(len(benchBody))})
+			if err != nil {
+				b.Fatal(err)
+			}
+			drain(b, res, buf, 100)
+		}
+	})
+}
+
+// BenchmarkNetHTTPTransportGet is BenchmarkTransportGet with net/http's
+// Transport, configured as upstream.NewTransport does, for comparison.
+func BenchmarkNetHTTPTransportGet(b *testing.B) {
+	addr := benchBackend(b, smallReply+benchBody)
+	tr := &http.Transport{
+		Proxy: nil, DisableCompression: true, MaxIdleConnsPerHost: 256, IdleConnTimeout: time.Minute,
+		ResponseHeaderTimeout: 5 * time.Second, ExpectContinueTimeout: time.Second,
+		WriteBufferSize: 16 << 10, ReadBufferSize: 16 << 10,
+	}
+	b.Cleanup(tr.CloseIdleConnections)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		buf := make([]byte, 32<<10)
+		for pb.Next() {
+			req, _ := http.NewRequest("GET", "http://"+addr+"/small", nil)
+			req.Host = "lb.test"
+			req.Header = benchHeader
+			res, err := tr.RoundTrip(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			drain(b, res, buf, 100)
+		}
+	})
+}
+
+func drain(b *testing.B, res *http.Response, buf []byte, want int) {
+	n := 0
+	for {
+		m, err := res.Body.Read(buf)
+		n += m
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	res.Body.Close()
+	if n != want {
+		b.Fatalf("body of %d bytes, want %d", n, want)
+	}
+}
+
+// BenchmarkParseHead measures parsing a typical response head.
+func BenchmarkParseHead(b *testing.B) {
+	raw := []byte(smallReply)
+	dst := make(http.Header)
+	b.ReportAllocs()
+	for b.Loop() {
+		clear(dst)
+		h := head{dst: dst, strip: true}
+		if err := parseHead(raw, &h); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkAppendHead measures writing a typical request head.
+func BenchmarkAppendHead(b *testing.B) {
+	r := &Request{Method: "GET", Target: "/small", Host: "lb.test", Header: benchHeader}
+	buf := make([]byte, 0, 4096)
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		if buf, err = appendHead(buf[:0], r, "", requestFraming(r)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,194 @@
+package h1
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// rawServer is a TCP server on loopback whose connections are served by a
+// function that reads and writes bytes directly.
+type rawServer struct {
+	addr     string
+	accepted atomic.Int64
+	closed   atomic.Int64 // connections whose serve function returned
+}
+
+// newRawServer serves every connection with serve (the connection is closed
+// when it returns). Everything is stopped at the end of the test.
+func newRawServer(t *testing.T, serve func(c net.Conn, br *bufio.Reader)) *rawServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &rawServer{addr: ln.Addr().String()}
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		open = map[net.Conn]bool{}
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.accepted.Add(1)
+			mu.Lock()
+			open[c] = true
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() {
+					mu.Lock()
+					delete(open, c)
+					mu.Unlock()
+					c.Close()
+					s.closed.Add(1)
+				}()
+				c.SetDeadline(time.Now().Add(20 * time.Second))
+				serve(c, bufio.NewReader(c))
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return s
+}
+
+// serveResponses answers every request on the connection with reply(req),
+// reading the request body first, until the client closes.
+func serveResponses(reply func(r *http.Request, body []byte) string) func(net.Conn, *bufio.Reader) {
+	return func(c net.Conn, br *bufio.Reader) {
+		for {
+			r, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				return
+			}
+			if _, err := io.WriteString(c, reply(r, body)); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// okServer answers every request with 200 and body "ok".
+func okServer(t *testing.T) *rawServer {
+	return newRawServer(t, serveResponses(func(*http.Request, []byte) string {
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+	}))
+}
+
+func newTestTransport(t testing.TB, addr string, edit ...func(*Options)) *Transport {
+	t.Helper()
+	opt := Options{
+		Addr:                  addr,
+		DialTimeout:           2 * time.Second,
+		ResponseHeaderTimeout: 5 * time.Second,
+		IdleConnTimeout:       time.Minute,
+	}
+	for _, e := range edit {
+		e(&opt)
+	}
+	tr := New(opt)
+	t.Cleanup(tr.CloseIdleConnections)
+	return tr
+}
+
+// do sends a request and reads the whole response body.
+func do(t testing.TB, tr *Transport, req *Request) (*http.Response, string, error) {
+	t.Helper()
+	if req.Target == "" {
+		req.Target = "/"
+	}
+	if req.Header == nil {
+		req.Header = http.Header{}
+	}
+	res, err := tr.Do(req)
+	if err != nil {
+		return nil, "", err
+	}
+	b, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	return res, string(b), err
+}
+
+// get sends GET target and expects a complete response.
+func get(t testing.TB, tr *Transport, target string) (*http.Response, string) {
+	t.Helper()
+	res, body, err := do(t, tr, &Request{Method: "GET", Target: target})
+	if err != nil {
+		t.Fatalf("GET %s: %v", target, err)
+	}
+	return res, body
+}
+
+// eventually waits until cond holds, at most 5 s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func ctxTimeout(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// readHeadString reads a request head as a string.
+func readHeadString(br *bufio.Reader) (string, error) {
+	var b strings.Builder
+	for {
+		line, err := br.ReadString('\n')
+		b.WriteString(line)
+		if err != nil {
+			return b.String(), err
+		}
+		if line == "\r\n" {
+			return b.String(), nil
+		}
+	}
+}
+
+// tlsConfigWithoutRoots trusts the system roots only, which do not include
+// httptest's certificate.
+func tlsConfigWithoutRoots() *tls.Config { return &tls.Config{} }
+
+// gate returns wait, which blocks until release is called. Tests defer
+// release, so that a failing test leaves no server goroutine blocked (test
+// cleanups, which wait for them, run after deferred calls).
+func gate() (wait, release func()) {
+	ch := make(chan struct{})
+	var once sync.Once
+	release = func() { once.Do(func() { close(ch) }) }
+	return func() { <-ch }, release
+}
