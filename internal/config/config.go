@@ -137,7 +137,7 @@ type Limits struct {
 	MaxHeaderBytes int `yaml:"max_header_bytes" json:"max_header_bytes"`
 	// MaxURIBytes of a request target; longer → 414. Default 8192.
 	MaxURIBytes int `yaml:"max_uri_bytes" json:"max_uri_bytes"`
-	// MaxIdleConnsPerBackend pooled keep-alive connections. Default 256.
+	// MaxIdleConnsPerBackend pooled keep-alive connections. Default 1024: enough that every request in flight at a few thousand client connections finds a pooled connection instead of redialling.
 	MaxIdleConnsPerBackend int `yaml:"max_idle_conns_per_backend" json:"max_idle_conns_per_backend"`
 	// MaxConnsPerBackend in total (0, the default, means no limit).
 	MaxConnsPerBackend int `yaml:"max_conns_per_backend" json:"max_conns_per_backend"`

@@ -24,7 +24,7 @@ const (
 
 	DefaultMaxHeaderBytes         = 65536 // limits.max_header_bytes
 	DefaultMaxURIBytes            = 8192  // limits.max_uri_bytes
-	DefaultMaxIdleConnsPerBackend = 256   // limits.max_idle_conns_per_backend
+	DefaultMaxIdleConnsPerBackend = 1024  // limits.max_idle_conns_per_backend
 
 	DefaultRetryAttempts = 3 // retries.attempts
 	MaxRetryAttempts     = 8 // largest retries.attempts (balancer.MaxAttempts)
