@@ -159,7 +159,7 @@ const (
 
 // draw writes two panels side by side: requests per CPU-second and p99.
 func draw(w io.Writer, all []series) error {
-	width := 2*(panelW+marginL) + 40
+	width := 2*(panelW+marginL) + 80 // room for the last axis label
 	height := panelH + marginT + marginB + 30
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", width, height)
