@@ -6,14 +6,17 @@ import (
 	"net/http"
 )
 
-// logAccess writes the request's access line (when enabled) and an error
-// line for failed exchanges.
+// logAccess writes the request's access line: at Info when access logging
+// is on, and at Warn, whatever the setting, when the balancer failed the
+// client (an error status of its own or of a backend, or a response cut
+// short). A request that succeeded after a retry stays at Info; its error
+// field says what the retry covered.
 func (h *Handler) logAccess(r *http.Request, ex *exchange) {
 	if h.Log == nil {
 		return
 	}
 	level := slog.LevelInfo
-	if ex.Err != nil {
+	if ex.Status >= 500 || ex.Aborted {
 		level = slog.LevelWarn
 	}
 	if !ex.accessLog && level == slog.LevelInfo || !h.Log.Enabled(context.Background(), level) {

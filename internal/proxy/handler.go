@@ -108,9 +108,41 @@ type exchange struct {
 	respHeader http.Header // the ResponseWriter's header, if empty before the attempts
 	inPlace    bool        // the response's header is respHeader
 	stripped   bool        // the response's header has no hop-by-hop fields left
+
+	// w receives informational responses through got1xx, a method value
+	// made once per pooled exchange rather than once per request.
+	w        http.ResponseWriter
+	client11 bool // the client speaks HTTP/1.1 or later and may get 1xx responses
+	got1xx   func(code int, header http.Header) error
 }
 
-var exchanges = sync.Pool{New: func() any { return &exchange{header: make(http.Header, 8)} }}
+var exchanges = sync.Pool{New: func() any {
+	ex := &exchange{header: make(http.Header, 8)}
+	ex.got1xx = ex.forward1xx
+	return ex
+}}
+
+// forward1xx passes an informational response (103 Early Hints, ...) on to
+// the client, as RFC 9110 §15.2 asks of a proxy, except to HTTP/1.0 clients,
+// which must not get one. 100 and 101 never come here: the client's own
+// 100 Continue is sent by the server when the body is read, and 101 is the
+// final answer of an upgrade.
+func (ex *exchange) forward1xx(code int, header http.Header) error {
+	if !ex.client11 {
+		return nil
+	}
+	dst := ex.w.Header()
+	for k, v := range header {
+		dst[k] = v
+	}
+	ex.w.WriteHeader(code)
+	// The fields belonged to the 1xx response only; the final response
+	// brings its own.
+	for k := range header {
+		delete(dst, k)
+	}
+	return nil
+}
 
 // maxPooledHeader is the most fields an outgoing header map may have held
 // for it to be reused; bigger maps are left to the garbage collector.
@@ -126,7 +158,7 @@ func (ex *exchange) release() {
 	} else {
 		clear(h)
 	}
-	*ex = exchange{header: h}
+	*ex = exchange{header: h, got1xx: ex.got1xx}
 	exchanges.Put(ex)
 }
 
@@ -177,6 +209,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// the ResponseWriter's, saving a map and a copy.
 		ex.respHeader = dst
 	}
+	ex.w, ex.client11 = w, r.ProtoAtLeast(1, 1)
 	var filter balancer.Filter
 	pinned := stickyBackend(snap, r, &filter)
 	b := pinned
@@ -336,6 +369,7 @@ func (h *Handler) attempt(r *http.Request, b *upstream.Backend, n int, ex *excha
 		}
 		out.ResponseHeader = ex.respHeader
 		out.StripHopByHop = true
+		out.Got1xx = ex.got1xx
 		res, err = t.Do(out)
 		ex.inPlace = err == nil && ex.respHeader != nil
 		ex.stripped = err == nil
@@ -487,6 +521,7 @@ func (h *Handler) respond(w http.ResponseWriter, res *http.Response, snap *Snaps
 		// the response is incomplete.
 		// The deferred access log line still runs.
 		ex.Err = err
+		ex.Aborted = true
 		panic(http.ErrAbortHandler)
 	}
 	copyTrailers(w, res, announced)

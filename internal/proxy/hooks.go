@@ -20,6 +20,7 @@ type Summary struct {
 	Backend         *upstream.Backend
 	Attempts        int  // backends tried
 	StickyHit       bool // the sticky cookie chose the backend
+	Aborted         bool // the backend failed mid-body: the response was cut short
 	TraceID         string
 	Err             error // the last backend error, if any
 }

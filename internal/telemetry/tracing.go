@@ -333,7 +333,11 @@ func (rs requestSpan) End(sum *proxy.Summary) {
 		setAttributes(span, func(attrs []attribute.KeyValue) []attribute.KeyValue {
 			return serverAttributes(attrs, rs.s.r, sum)
 		})
-		if sum.Status >= 500 {
+		switch {
+		case sum.Aborted:
+			// The backend failed mid-body: the client got a cut response.
+			span.SetStatus(codes.Error, "response aborted")
+		case sum.Status >= 500:
 			// Server spans: only 5xx are errors; 4xx are the client's.
 			span.SetStatus(codes.Error, "")
 		}

@@ -304,6 +304,11 @@ func (c *conn) roundTrip(ctx context.Context, now time.Time, req *Request, buf [
 				return nil, c.fail(ctx, err), false
 			}
 		}
+		if req.ResponseHeader != nil {
+			// The 1xx response's fields were parsed into the final
+			// response's header map: they are not the final response's.
+			clear(req.ResponseHeader)
+		}
 	}
 	switch {
 	case c.writing:
