@@ -161,32 +161,28 @@ func loadConfig(fs *pflag.FlagSet, f *flags) (*config.Config, error) {
 			return nil, err
 		}
 	}
-	if fs.Changed("host") {
-		cfg.Listen.Host = f.host
+	// Each string flag and the key it overrides when given.
+	overrides := []struct {
+		flag  string
+		key   *string
+		value string
+	}{
+		{"host", &cfg.Listen.Host, f.host},
+		{"strategy", &cfg.Strategy, f.strategy},
+		{"cookie-name", &cfg.Sticky.CookieName, f.cookieName},
+		{"log-file", &cfg.Log.File, f.logFile},
+		{"log-level", &cfg.Log.Level, f.logLevel},
+		{"log-format", &cfg.Log.Format, f.logFormat},
+		{"admin-addr", &cfg.Admin.Addr, f.adminAddr},
+		{"admin-token-file", &cfg.Admin.TokenFile, f.adminTokenFile},
+	}
+	for _, o := range overrides {
+		if fs.Changed(o.flag) {
+			*o.key = o.value
+		}
 	}
 	if fs.Changed("port") {
 		cfg.Listen.Port = int(f.port)
-	}
-	if fs.Changed("strategy") {
-		cfg.Strategy = f.strategy
-	}
-	if fs.Changed("cookie-name") {
-		cfg.Sticky.CookieName = f.cookieName
-	}
-	if fs.Changed("log-file") {
-		cfg.Log.File = f.logFile
-	}
-	if fs.Changed("log-level") {
-		cfg.Log.Level = f.logLevel
-	}
-	if fs.Changed("log-format") {
-		cfg.Log.Format = f.logFormat
-	}
-	if fs.Changed("admin-addr") {
-		cfg.Admin.Addr = f.adminAddr
-	}
-	if fs.Changed("admin-token-file") {
-		cfg.Admin.TokenFile = f.adminTokenFile
 	}
 	return cfg, nil
 }

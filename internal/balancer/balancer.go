@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/lbproject/load_balancer/internal/config"
 	"github.com/lbproject/load_balancer/internal/upstream"
 )
 
@@ -63,12 +64,13 @@ type Picker interface {
 	Pick(req *http.Request, f Filter) *upstream.Backend
 }
 
-// Strategy names as accepted by the -s flag and the config file.
+// Strategy names as accepted by the -s flag and the config file (which
+// defines them, since it validates the file).
 const (
-	RoundRobin         = "round-robin"
-	WeightedRoundRobin = "weighted-round-robin"
-	Random             = "random"
-	Sticky             = "sticky"
+	RoundRobin         = config.StrategyRoundRobin
+	WeightedRoundRobin = config.StrategyWeightedRoundRobin
+	Random             = config.StrategyRandom
+	Sticky             = config.StrategySticky
 )
 
 // Strategies lists the accepted strategy names, for help texts and errors.
