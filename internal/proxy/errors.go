@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/lbproject/load_balancer/internal/upstream/h1"
 )
 
 // failure classifies why an attempt to a backend failed. The class decides
@@ -25,12 +27,16 @@ const (
 	failProtocol           // the backend answered something that is not HTTP
 	failCanceled           // the client went away; not the backend's fault
 	failClientBody         // the client's request body was malformed or cut short
+	failPoolFull           // the backend is at its connection limit; request not sent
 )
 
 // classify maps a RoundTrip error to its failure class.
 func classify(err error, clientCtx context.Context) failure {
 	if clientCtx.Err() != nil {
 		return failCanceled
+	}
+	if errors.Is(err, h1.ErrPoolTimeout) {
+		return failPoolFull
 	}
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "dial" {
@@ -64,8 +70,11 @@ func isTLSHandshakeError(err error) bool {
 // statusFor returns the status the client gets when the last attempt failed
 // with f: 504 when the backend was too slow, 502 for everything else.
 func statusFor(f failure) int {
-	if f == failTimeout {
+	switch f {
+	case failTimeout:
 		return http.StatusGatewayTimeout
+	case failPoolFull:
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusBadGateway
 }

@@ -318,7 +318,7 @@ func pick(snap *Snapshot, r *http.Request, f *balancer.Filter) *upstream.Backend
 // since a body already streamed cannot be replayed.
 func retryable(f failure, r *http.Request, body *requestBody) bool {
 	switch f {
-	case failConnect:
+	case failConnect, failPoolFull:
 		return body == nil || !body.used.Load()
 	case failReset:
 		return body == nil && isIdempotent(r.Method)
@@ -397,8 +397,11 @@ func (h *Handler) attempt(r *http.Request, b *upstream.Backend, n int, ex *excha
 		// The client's request could not be read or cannot be forwarded.
 		f = failClientBody
 	}
-	b.End(f != failCanceled && f != failClientBody)
-	if h.Observer != nil && f != failCanceled && f != failClientBody {
+	// Not the backend's fault: the client went away or sent a bad body, or
+	// the backend is merely at its connection limit.
+	blameBackend := f != failCanceled && f != failClientBody && f != failPoolFull
+	b.End(blameBackend)
+	if h.Observer != nil && blameBackend {
 		h.Observer.Observe(b, outcomeOf(f))
 	}
 	return nil, f, err

@@ -14,8 +14,7 @@ func (h *Handler) serveUpgrade(w http.ResponseWriter, res *http.Response, reques
 	backConn, ok := res.Body.(io.ReadWriteCloser)
 	if !ok {
 		res.Body.Close()
-		writeError(w, http.StatusBadGateway)
-		return http.StatusBadGateway
+		return upgradeFailed(w)
 	}
 	defer backConn.Close()
 	// Counted before the hijack: from the hijack on, http.Server.Shutdown
@@ -24,13 +23,11 @@ func (h *Handler) serveUpgrade(w http.ResponseWriter, res *http.Response, reques
 	defer h.tunnels.end(tunnel)
 	if got := upgradeType(res.Header); !strings.EqualFold(got, requested) {
 		// A backend may only switch to the protocol the client asked for.
-		writeError(w, http.StatusBadGateway)
-		return http.StatusBadGateway
+		return upgradeFailed(w)
 	}
 	clientConn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		writeError(w, http.StatusBadGateway)
-		return http.StatusBadGateway
+		return upgradeFailed(w)
 	}
 	defer clientConn.Close()
 	// The server's read deadlines belonged to the HTTP exchange; a tunnel
@@ -61,4 +58,12 @@ func (h *Handler) serveUpgrade(w http.ResponseWriter, res *http.Response, reques
 	backConn.Close()
 	<-errc
 	return http.StatusSwitchingProtocols
+}
+
+// upgradeFailed answers 502 to an upgrade the balancer cannot complete,
+// without the backend's 101 fields, which may already be in w's header.
+func upgradeFailed(w http.ResponseWriter) int {
+	clear(w.Header())
+	writeError(w, http.StatusBadGateway)
+	return http.StatusBadGateway
 }

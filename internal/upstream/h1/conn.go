@@ -266,6 +266,10 @@ func (c *conn) roundTrip(ctx context.Context, now time.Time, req *Request, buf [
 	case async:
 		c.startWriter(req, f) // it sets the head deadline once the body is written
 	default:
+		// The response-header timeout runs from the end of the write, not
+		// from the start of the exchange: a dial, a wait for a free
+		// connection or a slow client body is not the backend being slow.
+		now = time.Now()
 		var end time.Time
 		if rht > 0 {
 			end = now.Add(rht)

@@ -24,10 +24,11 @@ type RequestError struct {
 
 func (e *RequestError) Error() string { return "h1: invalid request: " + e.What }
 
-// errPoolTimeout is the cause of a dial error when no connection became
+// ErrPoolTimeout is the cause of a dial error when no connection became
 // free within the dial timeout because the backend is at its connection
-// limit.
-var errPoolTimeout error = poolTimeoutError{}
+// limit (max_conns_per_backend). Nothing was sent; the backend is busy, not
+// broken, so callers should not count it against the backend's health.
+var ErrPoolTimeout error = poolTimeoutError{}
 
 type poolTimeoutError struct{}
 

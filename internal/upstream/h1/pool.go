@@ -13,25 +13,20 @@ import (
 // to dial in.
 type waiter struct{ ch chan *conn }
 
-// staleCheckAfter is the idle time after which a pooled connection is
-// checked for liveness before any request: by then the backend may have
-// closed it, or sent something unasked (a 408 before closing), which must
-// not be taken for the next request's response. Connections reused sooner
-// are checked only for requests that cannot be sent again. (A variable for
-// tests.)
-var staleCheckAfter = time.Second
-
 // getConn returns a connection for an exchange, attached: the most recently
-// pooled one, unless fresh asks for a new one; with check (or when they
-// idled long), pooled ones are first checked for liveness.
-func (t *Transport) getConn(ctx context.Context, now time.Time, fresh, check bool) (*conn, error) {
+// pooled one, unless fresh asks for a new one. A pooled connection is
+// checked before every reuse: the backend may have closed it, or sent bytes
+// nobody asked for (a 408 before closing, a body after a HEAD or 204
+// response), which must never be taken for the next request's response,
+// another client's. The check is one non-blocking peek (a system call).
+func (t *Transport) getConn(ctx context.Context, fresh bool) (*conn, error) {
 	if !fresh {
 		for {
 			c := t.popIdle()
 			if c == nil {
 				break
 			}
-			if (check || now.Sub(c.idleAt) >= staleCheckAfter) && !c.alive() {
+			if !c.alive() {
 				c.close()
 				continue
 			}
@@ -44,9 +39,9 @@ func (t *Transport) getConn(ctx context.Context, now time.Time, fresh, check boo
 		return nil, err
 	}
 	if c != nil { // handed over by an exchange that ended
-		if check && !c.alive() {
+		if !c.alive() {
 			c.close()
-			return t.getConn(ctx, now, true, check)
+			return t.getConn(ctx, true)
 		}
 		c.attach()
 		return c, nil
@@ -172,7 +167,7 @@ func (t *Transport) reserve(ctx context.Context) (*conn, error) {
 	case <-ctx.Done():
 		err = ctx.Err()
 	case <-timeout:
-		err = dialError(t.addr, errPoolTimeout)
+		err = dialError(t.addr, ErrPoolTimeout)
 	}
 	t.mu.Lock()
 	for i, o := range t.waiters {

@@ -130,7 +130,7 @@ func (t *Transport) Do(req *Request) (*http.Response, error) {
 	headLen := len(w.buf)
 	for attempt := 0; ; attempt++ {
 		now := time.Now()
-		c, err := t.getConn(ctx, now, attempt > 0, !replayable)
+		c, err := t.getConn(ctx, attempt > 0)
 		if err != nil {
 			return nil, err
 		}

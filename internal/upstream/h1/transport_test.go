@@ -943,8 +943,6 @@ func TestConcurrentUse(t *testing.T) {
 // a connection idle in the pool, then closes it. The next request, even a
 // replayable one, must not take that 408 for its answer.
 func TestUnsolicitedResponseOnIdleConnection(t *testing.T) {
-	defer func(d time.Duration) { staleCheckAfter = d }(staleCheckAfter)
-	staleCheckAfter = 50 * time.Millisecond
 	s := newRawServer(t, func(c net.Conn, br *bufio.Reader) {
 		if _, err := http.ReadRequest(br); err != nil {
 			return
@@ -984,4 +982,38 @@ func TestClose(t *testing.T) {
 	release()
 	<-done
 	eventually(t, "the busy one closed after its exchange", func() bool { return s.closed.Load() == 2 })
+}
+
+// TestLateBytesAfterResponseNeverReachTheNextRequest: a backend answers
+// HEAD with a Content-Length and then, wrongly, sends a body (here a whole
+// forged response) a moment later, after the connection went back to the
+// pool. The next request on that connection must not take those bytes for
+// its answer: the pooled connection is checked before every reuse.
+func TestLateBytesAfterResponseNeverReachTheNextRequest(t *testing.T) {
+	sent := make(chan struct{})
+	s := newRawServer(t, func(c net.Conn, br *bufio.Reader) {
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			if req.Method == "HEAD" {
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 60\r\n\r\n")
+				time.Sleep(50 * time.Millisecond) // after the pool took the connection back
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nX-Evil: 1\r\nContent-Length: 5\r\n\r\nevil!")
+				close(sent)
+				continue
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngood")
+		}
+	})
+	tr := newTestTransport(t, s.addr)
+	if _, _, err := do(t, tr, &Request{Method: "HEAD", Target: "/"}); err != nil {
+		t.Fatal(err)
+	}
+	<-sent
+	res, body := get(t, tr, "/")
+	if res.Header.Get("X-Evil") != "" || body != "good" {
+		t.Fatalf("the next request got the late bytes: X-Evil %q, body %q", res.Header.Get("X-Evil"), body)
+	}
 }
