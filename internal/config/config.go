@@ -123,12 +123,13 @@ type Sticky struct {
 
 // Timeouts bound every wait. Zero values are replaced by the defaults.
 type Timeouts struct {
-	Dial           Duration `yaml:"dial" json:"dial"`                       // connect to a backend; default 5s
-	TLSHandshake   Duration `yaml:"tls_handshake" json:"tls_handshake"`     // TLS handshake with a backend; default 5s
-	ResponseHeader Duration `yaml:"response_header" json:"response_header"` // request sent → response header received; default 60s
-	ClientHeader   Duration `yaml:"client_header" json:"client_header"`     // read a client's request header (slowloris); default 10s
-	ClientIdle     Duration `yaml:"client_idle" json:"client_idle"`         // idle client keep-alive connection; default 120s
-	BackendIdle    Duration `yaml:"backend_idle" json:"backend_idle"`       // idle pooled backend connection; default 90s
+	Dial           Duration `yaml:"dial" json:"dial"`                         // connect to a backend; default 5s
+	TLSHandshake   Duration `yaml:"tls_handshake" json:"tls_handshake"`       // TLS handshake with a backend; default 5s
+	ResponseHeader Duration `yaml:"response_header" json:"response_header"`   // request sent → response header received; default 60s
+	ClientHeader   Duration `yaml:"client_header" json:"client_header"`       // read a client's request header (slowloris); default 10s
+	ClientIdle     Duration `yaml:"client_idle" json:"client_idle"`           // idle client keep-alive connection; default 120s
+	ClientBodyIdle Duration `yaml:"client_body_idle" json:"client_body_idle"` // pause between reads of a client's request body; default 60s
+	BackendIdle    Duration `yaml:"backend_idle" json:"backend_idle"`         // idle pooled backend connection; default 90s
 }
 
 // Limits bound what a client or a backend may make the balancer hold.

@@ -392,7 +392,7 @@ func checkDefaults(t *testing.T, c *Config) {
 		Timeouts: Timeouts{
 			Dial: Duration(5 * time.Second), TLSHandshake: Duration(5 * time.Second),
 			ResponseHeader: Duration(60 * time.Second), ClientHeader: Duration(10 * time.Second),
-			ClientIdle: Duration(120 * time.Second), BackendIdle: Duration(90 * time.Second),
+			ClientIdle: Duration(120 * time.Second), ClientBodyIdle: Duration(60 * time.Second), BackendIdle: Duration(90 * time.Second),
 		},
 		Limits:  Limits{MaxHeaderBytes: 65536, MaxURIBytes: 8192, MaxIdleConnsPerBackend: 1024},
 		Retries: Retries{Attempts: 3},

@@ -20,6 +20,7 @@ const (
 	DefaultResponseHeader = 60 * time.Second  // timeouts.response_header
 	DefaultClientHeader   = 10 * time.Second  // timeouts.client_header
 	DefaultClientIdle     = 120 * time.Second // timeouts.client_idle
+	DefaultClientBodyIdle = 60 * time.Second  // timeouts.client_body_idle
 	DefaultBackendIdle    = 90 * time.Second  // timeouts.backend_idle
 
 	DefaultMaxHeaderBytes         = 65536 // limits.max_header_bytes
@@ -113,6 +114,7 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&t.ResponseHeader, Duration(DefaultResponseHeader))
 	setDefault(&t.ClientHeader, Duration(DefaultClientHeader))
 	setDefault(&t.ClientIdle, Duration(DefaultClientIdle))
+	setDefault(&t.ClientBodyIdle, Duration(DefaultClientBodyIdle))
 	setDefault(&t.BackendIdle, Duration(DefaultBackendIdle))
 
 	l := &c.Limits

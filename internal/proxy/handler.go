@@ -46,6 +46,9 @@ type Snapshot struct {
 	Via string
 	// AccessLog enables one log line per request.
 	AccessLog bool
+	// ClientBodyIdle bounds each wait for the next bytes of a request
+	// body; 0 means no bound.
+	ClientBodyIdle time.Duration
 
 	fwd forwarding // derived from TrustedProxies and Via by Handler.Store
 }
@@ -201,7 +204,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	header := ex.header
 	upgrade := outgoingHeader(r, snap, requestConnInfo(r), header)
-	body := newRequestBody(r)
+	body := newRequestBody(w, r, snap.ClientBodyIdle)
 	ex.body = body
 
 	if dst := w.Header(); len(dst) == 0 {
@@ -251,8 +254,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if f == failClientBody {
-			// The client's body was malformed or cut: its fault, not the
-			// backend's, so no retry, no health penalty, and a 400.
+			// The client's body was malformed, cut or stalled: its fault,
+			// not the backend's, so no retry, no health penalty, and a 400.
+			// The connection closes after it: the rest of the body cannot
+			// be trusted, nor waited for.
+			w.Header()["Connection"] = []string{"close"}
 			ex.Status = http.StatusBadRequest
 			writeError(w, ex.Status)
 			return
@@ -534,29 +540,51 @@ func (h *Handler) respond(w http.ResponseWriter, res *http.Response, snap *Snaps
 // whether any byte was read, which decides if a failed attempt may be
 // retried, and ignores Close, so that a failed attempt does not close the
 // body that a retry still needs.
+//
+// Each read may wait at most idle for the client (the snapshot's
+// ClientBodyIdle): a client that stalls mid-body would otherwise hold a
+// backend connection for as long as it likes.
 type requestBody struct {
 	rc     io.ReadCloser
-	used   atomic.Bool  // Read was called: the body may be partly consumed
-	n      atomic.Int64 // bytes read
-	failed atomic.Bool  // reading the client's body failed (malformed, cut)
+	conn   *http.ResponseController // sets the client connection's read deadline
+	idle   time.Duration            // 0: no bound
+	used   atomic.Bool              // Read was called: the body may be partly consumed
+	n      atomic.Int64             // bytes read
+	failed atomic.Bool              // reading the client's body failed (malformed, cut, stalled)
 }
 
 // clientError reports whether reading the client's body failed.
 func (b *requestBody) clientError() bool { return b.failed.Load() }
 
 // newRequestBody returns nil for requests without a body.
-func newRequestBody(r *http.Request) *requestBody {
+func newRequestBody(w http.ResponseWriter, r *http.Request, idle time.Duration) *requestBody {
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		return nil
 	}
-	return &requestBody{rc: r.Body}
+	b := &requestBody{rc: r.Body, idle: idle}
+	if idle > 0 {
+		b.conn = http.NewResponseController(w)
+	}
+	return b
 }
 
 func (b *requestBody) Read(p []byte) (int, error) {
 	b.used.Store(true)
+	if b.conn != nil {
+		// Errors mean the writer cannot bound reads (tests' recorders).
+		_ = b.conn.SetReadDeadline(time.Now().Add(b.idle))
+	}
 	n, err := b.rc.Read(p)
 	b.n.Add(int64(n))
-	if err != nil && err != io.EOF {
+	switch {
+	case err == io.EOF && b.conn != nil:
+		// The body is over: the server's own deadlines take over (its
+		// background read must not time out while the backend takes its
+		// time to answer).
+		_ = b.conn.SetReadDeadline(time.Time{})
+	case err != nil && err != io.EOF:
+		// Malformed, cut or stalled. An expired deadline stays, so that
+		// the server does not wait for the rest of this body either.
 		b.failed.Store(true)
 	}
 	return n, err

@@ -54,6 +54,7 @@ func compile(cfg *config.Config, reg *registry) (*compiled, error) {
 		Picker:         picker,
 		Attempts:       cfg.Retries.Attempts,
 		MaxURIBytes:    cfg.Limits.MaxURIBytes,
+		ClientBodyIdle: cfg.Timeouts.ClientBodyIdle.D(),
 		TrustedProxies: trusted,
 		Via:            cfg.Via,
 		AccessLog:      cfg.Log.AccessEnabled(),
