@@ -310,3 +310,26 @@ func rawLoopBackend(b *testing.B, reply string) string {
 	}()
 	return ln.Addr().String()
 }
+
+// BenchmarkAccessLog measures the access log line of one request, text and
+// JSON, written to a discarding writer: the cost logging adds per request.
+func BenchmarkAccessLog(b *testing.B) {
+	req := httptest.NewRequest("GET", "/small?q=1", nil)
+	req.RemoteAddr = "127.0.0.1:40000"
+	backend := upstream.NewBackend(upstream.Address{Scheme: "http", Host: "127.0.0.1", Port: 9001}, nil)
+	for _, format := range []string{"text", "json"} {
+		b.Run(format, func(b *testing.B) {
+			var handler slog.Handler = slog.NewTextHandler(io.Discard, nil)
+			if format == "json" {
+				handler = slog.NewJSONHandler(io.Discard, nil)
+			}
+			h := New(slog.New(handler))
+			ex := &exchange{accessLog: true}
+			ex.Status, ex.BytesOut, ex.Backend, ex.Attempts, ex.Duration = 200, 100, backend, 1, time.Millisecond
+			b.ReportAllocs()
+			for b.Loop() {
+				h.logAccess(req, ex)
+			}
+		})
+	}
+}
