@@ -247,11 +247,13 @@ func (c *conn) roundTrip(ctx context.Context, now time.Time, req *Request, buf [
 		w.put()
 	}
 	rht := c.t.opt.ResponseHeaderTimeout
+	var expectUntil time.Time // end of the wait for 100 Continue
 	switch {
 	case f.expect:
 		// RFC 9110 §10.1.1: wait a little for the backend's 100 Continue
 		// (or a final answer) before sending the body.
-		c.nc.SetReadDeadline(time.Now().Add(c.t.opt.ExpectContinueTimeout))
+		expectUntil = time.Now().Add(c.t.opt.ExpectContinueTimeout)
+		c.nc.SetReadDeadline(expectUntil)
 		if _, err := c.br.Peek(1); err != nil {
 			if !isTimeout(err) || c.aborted.Load() {
 				return nil, c.fail(ctx, fmt.Errorf("h1: reading response: %w", err)), false
@@ -282,6 +284,14 @@ func (c *conn) roundTrip(ctx context.Context, now time.Time, req *Request, buf [
 	informational := 0
 	for {
 		if _, err := c.br.Peek(1); err != nil {
+			if f.expect && !c.writing && isTimeout(err) && !c.aborted.Load() && !time.Now().Before(expectUntil) {
+				// An informational response other than 100 (a 103) came,
+				// then nothing: the wait for 100 Continue is over, as if
+				// nothing had come; send the body.
+				c.nc.SetReadDeadline(time.Time{})
+				c.startWriter(req, f)
+				continue
+			}
 			noAnswer := informational == 0 && !isTimeout(err) && !c.aborted.Load()
 			return nil, c.fail(ctx, fmt.Errorf("h1: reading response: %w", err)), c.reused && noAnswer && replayable
 		}
@@ -307,6 +317,10 @@ func (c *conn) roundTrip(ctx context.Context, now time.Time, req *Request, buf [
 			if err := req.Got1xx(h.status, h.header); err != nil {
 				return nil, c.fail(ctx, err), false
 			}
+		}
+		if h.status != http.StatusContinue && f.expect && !c.writing {
+			// Still waiting for 100 Continue: only until the wait ends.
+			c.nc.SetReadDeadline(expectUntil)
 		}
 		if req.ResponseHeader != nil {
 			// The 1xx response's fields were parsed into the final

@@ -497,6 +497,13 @@ func TestExpectContinue(t *testing.T) {
 				b, _ := io.ReadAll(r.Body)
 				got <- result{len(b)}
 				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			case "hints, then silent":
+				// A 103 is not the 100 Continue: the wait for it still
+				// ends after the expect timeout, then the body comes.
+				io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")
+				b, _ := io.ReadAll(r.Body)
+				got <- result{len(b)}
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 			}
 		}
 	})
@@ -528,6 +535,11 @@ func TestExpectContinue(t *testing.T) {
 	}
 	if d := time.Since(start); d < 150*time.Millisecond {
 		t.Errorf("silent backend: body sent after %s, before the expect timeout", d)
+	}
+	mode <- "hints, then silent"
+	res, b, err = send()
+	if err != nil || res.StatusCode != 200 || b != "ok" || (<-got).bodyBytes != len(body) {
+		t.Fatalf("hints, then silent: %v %q %v", res, b, err)
 	}
 }
 
