@@ -10,10 +10,12 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/lbproject/load_balancer/internal/balancer"
+	"github.com/lbproject/load_balancer/internal/health"
 	"github.com/lbproject/load_balancer/internal/upstream"
 )
 
@@ -331,5 +333,80 @@ func BenchmarkAccessLog(b *testing.B) {
 				h.logAccess(req, ex)
 			}
 		})
+	}
+}
+
+// recordingObserver records the outcomes passive health checking would see.
+type recordingObserver struct {
+	mu       sync.Mutex
+	outcomes []health.Outcome
+}
+
+func (o *recordingObserver) Observe(_ *upstream.Backend, out health.Outcome) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.outcomes = append(o.outcomes, out)
+}
+
+func (o *recordingObserver) failures() []health.Outcome {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var bad []health.Outcome
+	for _, out := range o.outcomes {
+		if out != health.Success {
+			bad = append(bad, out)
+		}
+	}
+	return bad
+}
+
+// TestHandlerPoolFullIs503AndNotBlamed: a backend at its connection limit
+// is busy, not broken: the request waiting for a connection gets 503 after
+// the dial timeout, and passive health checking is told nothing bad.
+func TestHandlerPoolFullIs503AndNotBlamed(t *testing.T) {
+	started, release := make(chan struct{}, 1), make(chan struct{})
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hold" {
+			started <- struct{}{}
+			<-release
+		}
+		io.WriteString(w, "ok")
+	}))
+	defer backend.Close()
+	defer close(release)
+
+	host, port, _ := net.SplitHostPort(strings.TrimPrefix(backend.URL, "http://"))
+	p, _ := strconv.Atoi(port)
+	addr := upstream.Address{Scheme: "http", Host: host, Port: p}
+	tr := upstream.NewH1Transport(addr, upstream.TransportOptions{
+		DialTimeout: 200 * time.Millisecond, ResponseHeaderTimeout: 5 * time.Second,
+		IdleConnTimeout: time.Minute, MaxIdleConns: 4, MaxConns: 1,
+	})
+	defer tr.CloseIdleConnections()
+	b := upstream.NewBackend(addr, tr)
+	pool := &upstream.Pool{Members: []upstream.Member{{Backend: b, Weight: 1}}}
+	obs := &recordingObserver{}
+	h := New(slog.New(slog.DiscardHandler))
+	h.Observer = obs
+	h.Store(&Snapshot{Pool: pool, Picker: balancer.NewRoundRobin(pool), Attempts: 3, MaxURIBytes: 8192})
+
+	held := make(chan int)
+	go func() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/hold", nil))
+		held <- rec.Code
+	}()
+	<-started // the only connection is busy now
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("status %d while the backend is at its connection limit, want 503", rec.Code)
+	}
+	if bad := obs.failures(); len(bad) != 0 {
+		t.Fatalf("passive health was told %v about a busy backend", bad)
+	}
+	release <- struct{}{}
+	if code := <-held; code != 200 {
+		t.Fatalf("the request holding the connection got %d", code)
 	}
 }

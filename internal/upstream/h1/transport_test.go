@@ -1029,3 +1029,39 @@ func TestLateBytesAfterResponseNeverReachTheNextRequest(t *testing.T) {
 		t.Fatalf("the next request got the late bytes: X-Evil %q, body %q", res.Header.Get("X-Evil"), body)
 	}
 }
+
+// TestResponseHeaderTimeoutStartsAfterTheWrite: time spent waiting for a
+// free connection (the backend at MaxConns) is not the backend being slow.
+// The second request waits ~250ms for the connection, then is answered
+// 100ms after it was sent: well within a 300ms response-header timeout
+// counted from the write, though not from the start of the exchange.
+func TestResponseHeaderTimeoutStartsAfterTheWrite(t *testing.T) {
+	started := make(chan struct{}, 1)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A backend this slow: 250ms for /hold, 100ms for the rest.
+		if r.URL.Path == "/hold" {
+			started <- struct{}{}
+			time.Sleep(250 * time.Millisecond)
+		} else {
+			time.Sleep(100 * time.Millisecond)
+		}
+		io.WriteString(w, "ok")
+	}))
+	defer backend.Close()
+	tr := newTestTransport(t, strings.TrimPrefix(backend.URL, "http://"), func(o *Options) {
+		o.MaxConns = 1
+		o.ResponseHeaderTimeout = 300 * time.Millisecond
+	})
+	held := make(chan error, 1)
+	go func() {
+		_, _, err := do(t, tr, &Request{Method: "GET", Target: "/hold"})
+		held <- err
+	}()
+	<-started // /hold has the only connection
+	if _, body, err := do(t, tr, &Request{Method: "GET", Target: "/quick"}); err != nil || body != "ok" {
+		t.Fatalf("request that waited for the connection: %q, %v", body, err)
+	}
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+}
