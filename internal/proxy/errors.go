@@ -2,13 +2,11 @@ package proxy
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"syscall"
 
 	"github.com/lbproject/load_balancer/internal/upstream/h1"
@@ -38,11 +36,10 @@ func classify(err error, clientCtx context.Context) failure {
 	if errors.Is(err, h1.ErrPoolTimeout) {
 		return failPoolFull
 	}
+	// The backend client reports every failure to connect, TLS handshake
+	// included, as a dial error: nothing was sent.
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "dial" {
-		return failConnect
-	}
-	if isTLSHandshakeError(err) {
 		return failConnect
 	}
 	var timeout interface{ Timeout() bool }
@@ -54,17 +51,6 @@ func classify(err error, clientCtx context.Context) failure {
 		return failReset
 	}
 	return failProtocol
-}
-
-// isTLSHandshakeError reports whether err came from the TLS handshake with
-// the backend (untrusted certificate, wrong name, handshake timeout): the
-// request was not sent.
-func isTLSHandshakeError(err error) bool {
-	var verr *tls.CertificateVerificationError
-	var rerr tls.RecordHeaderError
-	var aerr tls.AlertError
-	return errors.As(err, &verr) || errors.As(err, &rerr) || errors.As(err, &aerr) ||
-		strings.Contains(err.Error(), "TLS handshake timeout") // net/http's unexported tlsHandshakeTimeoutError
 }
 
 // statusFor returns the status the client gets when the last attempt failed

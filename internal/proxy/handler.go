@@ -10,13 +10,11 @@
 package proxy
 
 import (
-	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -110,7 +108,6 @@ type exchange struct {
 
 	respHeader http.Header // the ResponseWriter's header, if empty before the attempts
 	inPlace    bool        // the response's header is respHeader
-	stripped   bool        // the response's header has no hop-by-hop fields left
 
 	// w receives informational responses through got1xx, a method value
 	// made once per pooled exchange rather than once per request.
@@ -237,9 +234,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				ex.Status = h.serveUpgrade(w, res, upgrade, ex)
 				return
 			}
-			if !ex.stripped {
-				removeHopByHopHeaders(res.Header)
-			}
 			if snap.Sticky != nil && !ex.StickyHit {
 				// No pin, an invalid one, or the pinned backend failed and
 				// another answered: pin the client to the one that answered.
@@ -332,11 +326,6 @@ func retryable(f failure, r *http.Request, body *requestBody) bool {
 	return false
 }
 
-// expectsContinue reports whether the client sent "Expect: 100-continue".
-func expectsContinue(r *http.Request) bool {
-	return headerHasToken(r.Header["Expect"], "100-continue")
-}
-
 func isIdempotent(method string) bool {
 	switch method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
@@ -357,31 +346,24 @@ func (h *Handler) attempt(r *http.Request, b *upstream.Backend, n int, ex *excha
 
 	b.Begin()
 	sent := time.Now()
-	var res *http.Response
-	var err error
-	if t, ok := b.Transport().(*h1.Transport); ok {
-		out := &ex.out
-		*out = h1.Request{
-			Ctx:    ctx,
-			Method: r.Method,
-			Target: requestTarget(r),
-			Host:   r.Host,
-			Header: header,
-		}
-		if body != nil {
-			out.Body = body
-			out.ContentLength = r.ContentLength
-			out.Trailer = &r.Trailer
-		}
-		out.ResponseHeader = ex.respHeader
-		out.StripHopByHop = true
-		out.Got1xx = ex.got1xx
-		res, err = t.Do(out)
-		ex.inPlace = err == nil && ex.respHeader != nil
-		ex.stripped = err == nil
-	} else {
-		res, err = b.Transport().RoundTrip(outgoingRequest(ctx, r, b, header, body))
+	out := &ex.out
+	*out = h1.Request{
+		Ctx:    ctx,
+		Method: r.Method,
+		Target: requestTarget(r),
+		Host:   r.Host,
+		Header: header,
 	}
+	if body != nil {
+		out.Body = body
+		out.ContentLength = r.ContentLength
+		out.Trailer = &r.Trailer
+	}
+	out.ResponseHeader = ex.respHeader
+	out.StripHopByHop = true
+	out.Got1xx = ex.got1xx
+	res, err := b.Transport().Do(out)
+	ex.inPlace = err == nil && ex.respHeader != nil
 	ex.BackendDuration = time.Since(sent)
 	if span != nil {
 		span.End(res, err)
@@ -421,38 +403,6 @@ func requestTarget(r *http.Request) string {
 		return u
 	}
 	return r.URL.RequestURI()
-}
-
-// outgoingRequest is the request for a backend transport other than h1's:
-// a shallow copy of the client's with the backend's URL.
-func outgoingRequest(ctx context.Context, r *http.Request, b *upstream.Backend, header http.Header, body *requestBody) *http.Request {
-	out := r.WithContext(ctx) // a shallow copy: method, proto, Host, trailers
-	out.URL = &url.URL{
-		Scheme:   b.Address().Scheme,
-		Host:     b.HostPort(),
-		Path:     r.URL.Path,
-		RawPath:  r.URL.RawPath,
-		RawQuery: r.URL.RawQuery,
-		// An empty "?" is part of the target and is passed on as such.
-		ForceQuery: r.URL.ForceQuery,
-	}
-	out.RequestURI = ""
-	out.Header = header
-	// A request that expects 100-continue uses a connection of its own:
-	// when the backend refuses the body with a final status on a
-	// keep-alive connection, Go's transport would send the body anyway to
-	// keep the connection reusable, and reading it makes our server tell the
-	// client "100 Continue", defeating the client's expectation. (h1 closes
-	// the connection in exactly that case.)
-	out.Close = expectsContinue(r)
-	out.TransferEncoding = nil
-	if body == nil {
-		out.Body = nil
-		out.ContentLength = 0
-	} else {
-		out.Body = body
-	}
-	return out
 }
 
 // outcomeOf translates a failure class for passive health checking.

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -20,16 +19,8 @@ import (
 )
 
 // newTestHandler returns a Handler balancing round-robin over the given
-// backend URLs (http://host:port), through h1 transports.
+// backend URLs (http://host:port).
 func newTestHandler(t testing.TB, urls ...string) (*Handler, []*upstream.Backend) {
-	t.Helper()
-	return newTestHandlerWith(t, false, urls...)
-}
-
-// newTestHandlerWith is newTestHandler with net/http's Transport instead of
-// h1's when netHTTPTransport is set, to test the proxy's generic
-// RoundTripper path.
-func newTestHandlerWith(t testing.TB, netHTTPTransport bool, urls ...string) (*Handler, []*upstream.Backend) {
 	t.Helper()
 	pool := &upstream.Pool{}
 	var backends []*upstream.Backend
@@ -44,13 +35,7 @@ func newTestHandlerWith(t testing.TB, netHTTPTransport bool, urls ...string) (*H
 			DialTimeout: time.Second, ResponseHeaderTimeout: 5 * time.Second,
 			IdleConnTimeout: time.Minute, MaxIdleConns: 64,
 		}
-		var tr interface {
-			http.RoundTripper
-			CloseIdleConnections()
-		} = upstream.NewH1Transport(addr, opts)
-		if netHTTPTransport {
-			tr = upstream.NewTransport(opts)
-		}
+		tr := upstream.NewTransport(addr, opts)
 		t.Cleanup(tr.CloseIdleConnections)
 		b := upstream.NewBackend(addr, tr)
 		backends = append(backends, b)
@@ -100,10 +85,9 @@ func TestHandlerRetriesRefusedConnection(t *testing.T) {
 	}
 }
 
-// TestHandlerTransports runs the same exchanges through h1's transport and
-// through net/http's (any RoundTripper may back a Backend): bodies both
-// ways, hop-by-hop fields removed both ways, Via and X-Forwarded-For set.
-func TestHandlerTransports(t *testing.T) {
+// TestHandlerExchange runs exchanges through the handler: bodies both ways,
+// hop-by-hop fields removed both ways, Via and X-Forwarded-For set.
+func TestHandlerExchange(t *testing.T) {
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		w.Header().Set("Connection", "X-Hop")
@@ -114,29 +98,25 @@ func TestHandlerTransports(t *testing.T) {
 		io.WriteString(w, r.Method+" "+r.RequestURI+" "+string(b))
 	}))
 	defer backend.Close()
-	for _, netHTTP := range []bool{false, true} {
-		t.Run(fmt.Sprint("net/http ", netHTTP), func(t *testing.T) {
-			h, _ := newTestHandlerWith(t, netHTTP, backend.URL)
-			for _, method := range []string{"GET", "POST"} {
-				req := httptest.NewRequest(method, "/p?q=1", strings.NewReader("body"))
-				req.Header.Set("Connection", "X-Secret")
-				req.Header.Set("X-Secret", "s")
-				req.RemoteAddr = "192.0.2.9:1234"
-				rec := httptest.NewRecorder()
-				h.ServeHTTP(rec, req)
-				want := method + " /p?q=1 body"
-				if rec.Code != 200 || rec.Body.String() != want {
-					t.Fatalf("%s: status %d body %q, want %q", method, rec.Code, rec.Body, want)
-				}
-				hdr := rec.Header()
-				if hdr.Get("X-Hop") != "" || hdr.Get("Keep-Alive") != "" || hdr.Get("Connection") != "" {
-					t.Errorf("%s: hop-by-hop fields reached the client: %v", method, hdr)
-				}
-				if hdr.Get("X-Seen") != "192.0.2.9  1.1 load_balancer" || hdr.Get("Via") != "1.1 load_balancer" || hdr.Get("Set-Cookie") != "b=1" {
-					t.Errorf("%s: header %v", method, hdr)
-				}
-			}
-		})
+	h, _ := newTestHandler(t, backend.URL)
+	for _, method := range []string{"GET", "POST"} {
+		req := httptest.NewRequest(method, "/p?q=1", strings.NewReader("body"))
+		req.Header.Set("Connection", "X-Secret")
+		req.Header.Set("X-Secret", "s")
+		req.RemoteAddr = "192.0.2.9:1234"
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		want := method + " /p?q=1 body"
+		if rec.Code != 200 || rec.Body.String() != want {
+			t.Fatalf("%s: status %d body %q, want %q", method, rec.Code, rec.Body, want)
+		}
+		hdr := rec.Header()
+		if hdr.Get("X-Hop") != "" || hdr.Get("Keep-Alive") != "" || hdr.Get("Connection") != "" {
+			t.Errorf("%s: hop-by-hop fields reached the client: %v", method, hdr)
+		}
+		if hdr.Get("X-Seen") != "192.0.2.9  1.1 load_balancer" || hdr.Get("Via") != "1.1 load_balancer" || hdr.Get("Set-Cookie") != "b=1" {
+			t.Errorf("%s: header %v", method, hdr)
+		}
 	}
 }
 
@@ -378,7 +358,7 @@ func TestHandlerPoolFullIs503AndNotBlamed(t *testing.T) {
 	host, port, _ := net.SplitHostPort(strings.TrimPrefix(backend.URL, "http://"))
 	p, _ := strconv.Atoi(port)
 	addr := upstream.Address{Scheme: "http", Host: host, Port: p}
-	tr := upstream.NewH1Transport(addr, upstream.TransportOptions{
+	tr := upstream.NewTransport(addr, upstream.TransportOptions{
 		DialTimeout: 200 * time.Millisecond, ResponseHeaderTimeout: 5 * time.Second,
 		IdleConnTimeout: time.Minute, MaxIdleConns: 4, MaxConns: 1,
 	})

@@ -52,7 +52,7 @@ func (reg *registry) resolve(cfg *config.Config, b config.Backend, pending map[u
 		return p, nil
 	}
 	opts.Conns = new(upstream.ConnCount)
-	nb := upstream.NewBackend(addr, upstream.NewH1Transport(addr, opts))
+	nb := upstream.NewBackend(addr, upstream.NewTransport(addr, opts))
 	return &registered{backend: nb, opts: opts, tlsKey: b.TLS}, nil
 }
 
@@ -70,7 +70,7 @@ func sameTransport(old *registered, opts upstream.TransportOptions, tlsKey confi
 func (reg *registry) commit(next map[upstream.Address]*registered) (removed []*upstream.Backend) {
 	for addr, r := range next {
 		if old, ok := reg.backends[addr]; ok && old != r {
-			r.backend.SetTransport(upstream.NewH1Transport(addr, r.opts))
+			r.backend.SetTransport(upstream.NewTransport(addr, r.opts))
 		}
 	}
 	for addr, old := range reg.backends {

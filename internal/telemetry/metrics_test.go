@@ -2,14 +2,11 @@ package telemetry
 
 import (
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"regexp"
 	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +17,6 @@ import (
 	"github.com/prometheus/common/model"
 	"go.uber.org/goleak"
 
-	"github.com/lbproject/load_balancer/internal/balancer"
 	"github.com/lbproject/load_balancer/internal/health"
 	"github.com/lbproject/load_balancer/internal/proxy"
 	"github.com/lbproject/load_balancer/internal/upstream"
@@ -47,26 +43,11 @@ func (f *fakeSource) Conns(b *upstream.Backend) *upstream.ConnCount { return f.c
 func testProxy(t testing.TB, urls ...string) (*proxy.Handler, *fakeSource) {
 	t.Helper()
 	src := &fakeSource{conns: map[*upstream.Backend]*upstream.ConnCount{}, health: map[*upstream.Backend]health.Status{}}
-	pool := &upstream.Pool{}
-	for _, u := range urls {
-		host, port, err := net.SplitHostPort(strings.TrimPrefix(u, "http://"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, _ := strconv.Atoi(port)
-		conns := new(upstream.ConnCount)
-		tr := upstream.NewTransport(upstream.TransportOptions{
-			DialTimeout: time.Second, ResponseHeaderTimeout: 5 * time.Second,
-			IdleConnTimeout: time.Minute, MaxIdleConns: 64, Conns: conns,
-		})
-		t.Cleanup(tr.CloseIdleConnections)
-		b := upstream.NewBackend(upstream.Address{Scheme: "http", Host: host, Port: p}, tr)
-		pool.Members = append(pool.Members, upstream.Member{Backend: b, Weight: 1})
-		src.conns[b] = conns
+	h, backends, counts := NewTestProxy(t, urls...)
+	for i, b := range backends {
+		src.conns[b] = counts[i]
+		src.members = append(src.members, upstream.Member{Backend: b, Weight: 1})
 	}
-	src.members = pool.Members
-	h := proxy.New(slog.New(slog.DiscardHandler))
-	h.Store(&proxy.Snapshot{Pool: pool, Picker: balancer.NewRoundRobin(pool), Attempts: 3, MaxURIBytes: 8192})
 	return h, src
 }
 

@@ -19,7 +19,6 @@ import (
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"go.uber.org/goleak"
 
-	"github.com/lbproject/load_balancer/internal/balancer"
 	"github.com/lbproject/load_balancer/internal/config"
 	"github.com/lbproject/load_balancer/internal/proxy"
 	"github.com/lbproject/load_balancer/internal/telemetry"
@@ -101,25 +100,7 @@ func (c traceIDs) RequestFinished(_ *http.Request, s *proxy.Summary) {
 // (nil: tracing off).
 func newTracedHandler(t testing.TB, tr *telemetry.Tracer, urls ...string) (*proxy.Handler, []*upstream.Backend) {
 	t.Helper()
-	pool := &upstream.Pool{}
-	var backends []*upstream.Backend
-	for _, u := range urls {
-		host, port, err := net.SplitHostPort(strings.TrimPrefix(u, "http://"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, _ := strconv.Atoi(port)
-		transport := upstream.NewTransport(upstream.TransportOptions{
-			DialTimeout: time.Second, ResponseHeaderTimeout: 5 * time.Second,
-			IdleConnTimeout: time.Minute, MaxIdleConns: 64,
-		})
-		t.Cleanup(transport.CloseIdleConnections)
-		b := upstream.NewBackend(upstream.Address{Scheme: "http", Host: host, Port: p}, transport)
-		backends = append(backends, b)
-		pool.Members = append(pool.Members, upstream.Member{Backend: b, Weight: 1})
-	}
-	h := proxy.New(slog.New(slog.DiscardHandler))
-	h.Store(&proxy.Snapshot{Pool: pool, Picker: balancer.NewRoundRobin(pool), Attempts: 3, MaxURIBytes: 8192})
+	h, backends, _ := telemetry.NewTestProxy(t, urls...)
 	if tr != nil {
 		h.Tracer = tr
 	}
@@ -845,7 +826,7 @@ func BenchmarkHandlerTracing(b *testing.B) {
 // the network: StartRequest, one StartAttempt and both Ends, as the proxy
 // calls them, sampled (exported to an in-process receiver) or not.
 func BenchmarkTracerHooks(b *testing.B) {
-	backend := upstream.NewBackend(upstream.Address{Scheme: "http", Host: "10.0.0.1", Port: 9001}, http.DefaultTransport)
+	backend := upstream.NewBackend(upstream.Address{Scheme: "http", Host: "10.0.0.1", Port: 9001}, nil)
 	res := &http.Response{StatusCode: 200}
 	for _, bc := range []struct {
 		name  string

@@ -8,9 +8,10 @@ package upstream
 
 import (
 	"net"
-	"net/http"
 	"strconv"
 	"sync/atomic"
+
+	"github.com/lbproject/load_balancer/internal/upstream/h1"
 )
 
 // Address identifies a backend: scheme ("http" or "https"), host and port.
@@ -41,7 +42,7 @@ type Backend struct {
 	// transport is the backend's own connection pool. A reload that changes
 	// timeouts or TLS settings swaps it; the old one's idle connections are
 	// closed and its busy ones finish their requests.
-	transport atomic.Pointer[transportBox]
+	transport atomic.Pointer[h1.Transport]
 
 	healthy atomic.Bool // result of health checking; starts true
 	// Draining has two sources, kept apart so that a reload of the file
@@ -54,31 +55,26 @@ type Backend struct {
 }
 
 // NewBackend returns a healthy, non-draining backend for addr that forwards
-// through transport.
-func NewBackend(addr Address, transport http.RoundTripper) *Backend {
+// through transport (see NewTransport). transport may be nil for a
+// backend that is only picked, never forwarded to (tests of strategies).
+func NewBackend(addr Address, transport *h1.Transport) *Backend {
 	b := &Backend{addr: addr, key: addr.String(), hostPort: addr.HostPort()}
-	b.transport.Store(&transportBox{transport})
+	b.transport.Store(transport)
 	b.healthy.Store(true)
 	return b
 }
 
-// transportBox lets an interface value live behind an atomic.Pointer.
-type transportBox struct{ rt http.RoundTripper }
+// Transport returns the connection pool that forwards requests to the
+// backend.
+func (b *Backend) Transport() *h1.Transport { return b.transport.Load() }
 
-// Transport returns the round tripper that forwards requests to the backend.
-func (b *Backend) Transport() http.RoundTripper { return b.transport.Load().rt }
-
-// SetTransport replaces the backend's round tripper and closes the idle
-// connections of the previous one. Requests already using the old one
-// finish; if it can be retired (an h1 Transport), their connections close
-// then instead of idling in a pool no request will use.
-func (b *Backend) SetTransport(rt http.RoundTripper) {
-	old := b.transport.Swap(&transportBox{rt})
-	if c, ok := old.rt.(interface{ Close() error }); ok {
-		c.Close()
-		return
+// SetTransport replaces the backend's connection pool and retires the
+// previous one: its idle connections close now, and those still carrying a
+// request close when it ends instead of idling in a pool no request uses.
+func (b *Backend) SetTransport(t *h1.Transport) {
+	if old := b.transport.Swap(t); old != nil {
+		old.Close()
 	}
-	closeIdle(old.rt)
 }
 
 // Address returns the backend's address.
@@ -141,10 +137,8 @@ func (b *Backend) Requests() uint64 { return b.requests.Load() }
 func (b *Backend) Failures() uint64 { return b.failures.Load() }
 
 // CloseIdleConnections closes the pooled idle connections to the backend.
-func (b *Backend) CloseIdleConnections() { closeIdle(b.Transport()) }
-
-func closeIdle(rt http.RoundTripper) {
-	if c, ok := rt.(interface{ CloseIdleConnections() }); ok {
-		c.CloseIdleConnections()
+func (b *Backend) CloseIdleConnections() {
+	if t := b.Transport(); t != nil {
+		t.CloseIdleConnections()
 	}
 }

@@ -1,13 +1,11 @@
 package upstream
 
 import (
-	"context"
 	"crypto/tls"
-	"net"
-	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/lbproject/load_balancer/internal/upstream/h1"
 )
 
 // TransportOptions are the connection settings of one backend's pool.
@@ -29,8 +27,7 @@ type TransportOptions struct {
 }
 
 // ConnCount counts the open TCP connections of a backend's pool: one more
-// when a dial succeeds, one fewer when the connection is closed (once, however
-// often Close is called). Health probes dial their own connections and are
+// when a dial succeeds, one fewer when the connection is closed. Health probes dial their own connections and are
 // not counted. The zero value is ready to use.
 type ConnCount struct {
 	open   atomic.Int64
@@ -49,62 +46,27 @@ func (c *ConnCount) Dialed() uint64 { return c.dialed.Load() }
 // upgraded (WebSocket) tunnel, is not in flight but not idle either.
 func (c *ConnCount) Idle(inFlight int64) int64 { return max(c.Open()-inFlight, 0) }
 
-// dialFunc is the type of net.Dialer.DialContext.
-type dialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
-
-// wrap returns dial with its connections counted.
-func (c *ConnCount) wrap(dial dialFunc) dialFunc {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		conn, err := dial(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		c.open.Add(1)
-		c.dialed.Add(1)
-		return &countedConn{Conn: conn, count: c}, nil
-	}
-}
-
-// countedConn takes itself off its ConnCount when it is first closed.
-type countedConn struct {
-	net.Conn
-	count *ConnCount
-	once  sync.Once
-}
-
-func (c *countedConn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(func() { c.count.open.Add(-1) })
-	return err
-}
-
-// NewTransport returns a keep-alive connection pool to one backend speaking
-// HTTP/1.1 (over TLS when opts.TLS is set).
-//
-// It never uses environment proxies, never asks for compression (bodies pass
-// through untouched), and waits for a 100 Continue from the backend before
-// sending a body the client announced with "Expect: 100-continue".
-func NewTransport(opts TransportOptions) *http.Transport {
-	dialer := &net.Dialer{Timeout: opts.DialTimeout, KeepAlive: 30 * time.Second}
-	dial := dialFunc(dialer.DialContext)
-	if opts.Conns != nil {
-		dial = opts.Conns.wrap(dial)
-	}
-	return &http.Transport{
-		Proxy:                  nil,
-		DialContext:            dial,
-		TLSClientConfig:        opts.TLS,
+// NewTransport returns the keep-alive connection pool to the backend at
+// addr, with the balancer's own HTTP/1.1 client (package h1): opts' timeouts
+// and limits, a 64 KiB response head limit, a 1 s wait for "100 Continue",
+// and the connections counted in opts.Conns.
+func NewTransport(addr Address, opts TransportOptions) *h1.Transport {
+	o := h1.Options{
+		Addr:                   addr.HostPort(),
+		TLS:                    opts.TLS,
+		DialTimeout:            opts.DialTimeout,
 		TLSHandshakeTimeout:    opts.TLSHandshakeTimeout,
 		ResponseHeaderTimeout:  opts.ResponseHeaderTimeout,
 		IdleConnTimeout:        opts.IdleConnTimeout,
-		MaxIdleConns:           opts.MaxIdleConns,
-		MaxIdleConnsPerHost:    opts.MaxIdleConns,
-		MaxConnsPerHost:        opts.MaxConns,
-		DisableCompression:     true,
 		ExpectContinueTimeout:  time.Second,
+		MaxIdleConns:           opts.MaxIdleConns,
+		MaxConns:               opts.MaxConns,
 		MaxResponseHeaderBytes: 64 << 10,
-		WriteBufferSize:        16 << 10,
-		ReadBufferSize:         16 << 10,
-		ForceAttemptHTTP2:      false,
 	}
+	if c := opts.Conns; c != nil {
+		// h1 reports each connection's open and (single) close.
+		o.OnConnOpen = func() { c.open.Add(1); c.dialed.Add(1) }
+		o.OnConnClose = func() { c.open.Add(-1) }
+	}
+	return h1.New(o)
 }
