@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/lbproject/load_balancer/internal/testbackend"
 )
 
 // TestHealthPassiveEjectsHangingUpBackend: round-robin over a good backend
@@ -25,7 +27,7 @@ func TestHealthPassiveEjectsHangingUpBackend(t *testing.T) {
 	t.Parallel()
 	good := newTestBackend(t, "good")
 	var badRequests atomic.Int64
-	bad := startRawBackend(t, func(c net.Conn, br *bufio.Reader) {
+	bad := testbackend.Raw(t, func(c net.Conn, br *bufio.Reader) {
 		if _, err := http.ReadRequest(br); err != nil {
 			return // a TCP probe: connect and close
 		}
@@ -60,7 +62,7 @@ func TestHealthPassiveEjectsHangingUpBackend(t *testing.T) {
 
 	// Ejected: no request reaches it any more, though probes (TCP connects)
 	// still do.
-	before, probes := badRequests.Load(), bad.accepted.Load()
+	before, probes := badRequests.Load(), bad.Accepted()
 	if got := servedBy(t, c, lb.URL("/ejected"), 30); got["good"] != 30 {
 		t.Errorf("after the ejection: served by %v", got)
 	}
@@ -71,7 +73,7 @@ func TestHealthPassiveEjectsHangingUpBackend(t *testing.T) {
 	if n := lcCount(lines, " attempts=1 "); n != 30 {
 		t.Errorf("%d of 30 requests after the ejection were served at the first attempt, want all", n)
 	}
-	if !eventually(3*time.Second, func() bool { return bad.accepted.Load() > probes }) {
+	if !eventually(3*time.Second, func() bool { return bad.Accepted() > probes }) {
 		t.Errorf("no TCP probe reached the ejected backend within 3s (interval 200ms)")
 	}
 	if ups := linesContaining(lb.Output(), `msg="backend up"`, badKey); len(ups) != 0 {

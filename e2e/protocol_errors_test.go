@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lbproject/load_balancer/internal/testbackend"
 )
 
 // TestProtocolMalformedBackendResponse: a backend that answers something
@@ -31,7 +33,7 @@ func TestProtocolMalformedBackendResponse(t *testing.T) {
 		"/invalid-cl":        "HTTP/1.1 200 OK\r\nContent-Length: two\r\n\r\nok",
 		"/huge-header":       "HTTP/1.1 200 OK\r\nX-Huge: " + strings.Repeat("x", 200<<10) + "\r\nContent-Length: 2\r\n\r\nok",
 	}
-	be := startRawBackend(t, func(c net.Conn, br *bufio.Reader) {
+	be := testbackend.Raw(t, func(c net.Conn, br *bufio.Reader) {
 		req, err := http.ReadRequest(br)
 		if err != nil {
 			return
@@ -60,7 +62,7 @@ func TestProtocolMalformedBackendResponse(t *testing.T) {
 func TestProtocolBackendDiesMidBody(t *testing.T) {
 	t.Parallel()
 	part := randomBytes(t, 100<<10)
-	be := startRawBackend(t, func(c net.Conn, br *bufio.Reader) {
+	be := testbackend.Raw(t, func(c net.Conn, br *bufio.Reader) {
 		req, err := http.ReadRequest(br)
 		if err != nil {
 			return
@@ -308,7 +310,7 @@ func TestProtocolRetrySafety(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
 	var atResetter []string
-	resetter := startRawBackend(t, func(c net.Conn, br *bufio.Reader) {
+	resetter := testbackend.Raw(t, func(c net.Conn, br *bufio.Reader) {
 		req, err := http.ReadRequest(br)
 		if err != nil {
 			return

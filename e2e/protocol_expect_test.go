@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lbproject/load_balancer/internal/testbackend"
 )
 
 // TestProtocolExpectContinue: the client sends headers with Expect:
@@ -22,7 +24,7 @@ func TestProtocolExpectContinue(t *testing.T) {
 	arrived := make(chan string, 1) // the Expect header the backend received
 	proceed := make(chan struct{})
 	ctx := t.Context()
-	be := startRawBackend(t, func(c net.Conn, br *bufio.Reader) {
+	be := testbackend.Raw(t, func(c net.Conn, br *bufio.Reader) {
 		req, err := http.ReadRequest(br)
 		if err != nil {
 			return
@@ -117,7 +119,7 @@ func TestProtocolExpectRejected(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			be := startRawBackend(t, func(c net.Conn, br *bufio.Reader) {
+			be := testbackend.Raw(t, func(c net.Conn, br *bufio.Reader) {
 				if _, err := http.ReadRequest(br); err != nil {
 					return
 				}

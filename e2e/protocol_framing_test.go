@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lbproject/load_balancer/internal/testbackend"
 )
 
 const mib = 1 << 20
@@ -44,8 +46,8 @@ func TestProtocolResponseBodyFramings(t *testing.T) {
 	std := newRecordingBackend(t, func(w http.ResponseWriter, r *http.Request, _ recordedRequest) { mux.ServeHTTP(w, r) })
 
 	// Raw backends: body delimited by the end of the connection.
-	closeDelimited := func(statusLine string) *rawBackend {
-		return startRawBackend(t, func(c net.Conn, br *bufio.Reader) {
+	closeDelimited := func(statusLine string) *testbackend.RawServer {
+		return testbackend.Raw(t, func(c net.Conn, br *bufio.Reader) {
 			if _, err := readHead(br); err != nil {
 				return
 			}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lbproject/load_balancer/internal/testbackend"
 )
 
 // onlyRequest returns the backend's only request, failing unless there is
@@ -83,7 +85,7 @@ func TestProtocolRequestHopByHopHeaders(t *testing.T) {
 // none of them, but does see the end-to-end ones and the balancer's Via.
 func TestProtocolResponseHopByHopHeaders(t *testing.T) {
 	t.Parallel()
-	be := startRawBackend(t, func(c net.Conn, br *bufio.Reader) {
+	be := testbackend.Raw(t, func(c net.Conn, br *bufio.Reader) {
 		for {
 			req, err := http.ReadRequest(br)
 			if err != nil {
@@ -218,7 +220,7 @@ func TestProtocolForwardingHeaders(t *testing.T) {
 func TestProtocolAbsoluteFormTarget(t *testing.T) {
 	t.Parallel()
 	heads := make(chan string, 4)
-	be := startRawBackend(t, func(c net.Conn, br *bufio.Reader) {
+	be := testbackend.Raw(t, func(c net.Conn, br *bufio.Reader) {
 		for {
 			h, err := readHead(br)
 			if err != nil {

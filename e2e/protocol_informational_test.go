@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lbproject/load_balancer/internal/testbackend"
 )
 
 // TestProtocolInformationalForwarded: a 103 Early Hints from the backend
@@ -18,7 +20,7 @@ import (
 // and an HTTP/1.0 client never gets it.
 func TestProtocolInformationalForwarded(t *testing.T) {
 	t.Parallel()
-	be := startRawBackend(t, func(c net.Conn, br *bufio.Reader) {
+	be := testbackend.Raw(t, func(c net.Conn, br *bufio.Reader) {
 		for {
 			if _, err := http.ReadRequest(br); err != nil {
 				return

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lbproject/load_balancer/internal/testbackend"
 )
 
 // TestProtocolWebSocketUpgrade: a raw backend answers an Upgrade request
@@ -28,7 +30,7 @@ func TestProtocolWebSocketUpgrade(t *testing.T) {
 	}
 	heads := make(chan seen, 1)
 	echoDone := make(chan int64, 1)
-	be := startRawBackend(t, func(c net.Conn, br *bufio.Reader) {
+	be := testbackend.Raw(t, func(c net.Conn, br *bufio.Reader) {
 		req, err := http.ReadRequest(br)
 		if err != nil {
 			return

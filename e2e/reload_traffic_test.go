@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lbproject/load_balancer/internal/testbackend"
 )
 
 // TestReloadUnderLoad: four clients send GET requests in a loop (each
@@ -79,7 +81,7 @@ func TestReloadKeepsTunnelsAndStreams(t *testing.T) {
 	// backend that stays in the config.
 	t.Run("tunnel", func(t *testing.T) {
 		t.Parallel()
-		u := startRawBackend(t, lcUpgradeEcho("U"))
+		u := testbackend.Raw(t, lcUpgradeEcho("U"))
 		x, y := newTestBackend(t, "X"), newTestBackend(t, "Y")
 		cfg := func(others ...string) string {
 			return lbConfig("round-robin", "", backendsAt(append([]string{u.Addr}, others...)...)...)
@@ -101,7 +103,7 @@ func TestReloadKeepsTunnelsAndStreams(t *testing.T) {
 	// finish what is in flight, and an open tunnel is in flight.
 	t.Run("tunnel to a removed backend", func(t *testing.T) {
 		t.Parallel()
-		u := startRawBackend(t, lcUpgradeEcho("U"))
+		u := testbackend.Raw(t, lcUpgradeEcho("U"))
 		x := newTestBackend(t, "X")
 		lb := startBalancer(t, lbConfig("round-robin", "", backendsAt(u.Addr)...), "-w", "-i", "100")
 		c, br := lcOpenTunnel(t, lb.Addr)

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lbproject/load_balancer/internal/testbackend"
 )
 
 func lcGrace(d string) string { return "shutdown:\n  grace_period: " + d + "\n" }
@@ -173,7 +175,7 @@ func TestShutdownTunnels(t *testing.T) {
 	t.Parallel()
 	t.Run("finishes", func(t *testing.T) {
 		t.Parallel()
-		u := startRawBackend(t, lcUpgradeEcho("U"))
+		u := testbackend.Raw(t, lcUpgradeEcho("U"))
 		lb := startBalancer(t, lbConfig("round-robin", lcGrace("10s"), backendsAt(u.Addr)...))
 		c, br := lcOpenTunnel(t, lb.Addr)
 		lcBeginShutdown(t, lb, syscall.SIGTERM)
@@ -203,7 +205,7 @@ func TestShutdownTunnels(t *testing.T) {
 	t.Run("opened during the drain", func(t *testing.T) {
 		t.Parallel()
 		received, answer := make(chan struct{}, 1), make(chan struct{})
-		u := startRawBackend(t, func(c net.Conn, br *bufio.Reader) {
+		u := testbackend.Raw(t, func(c net.Conn, br *bufio.Reader) {
 			if _, err := http.ReadRequest(br); err != nil {
 				return
 			}
@@ -254,7 +256,7 @@ func TestShutdownTunnels(t *testing.T) {
 	})
 	t.Run("cut at grace", func(t *testing.T) {
 		t.Parallel()
-		u := startRawBackend(t, lcUpgradeEcho("U"))
+		u := testbackend.Raw(t, lcUpgradeEcho("U"))
 		lb := startBalancer(t, lbConfig("round-robin", lcGrace("500ms"), backendsAt(u.Addr)...))
 		c, br := lcOpenTunnel(t, lb.Addr)
 		signalled := time.Now()

@@ -1,11 +1,11 @@
 package health
 
 import (
+	"bufio"
+	"io"
 	"net"
 	"net/url"
 	"strconv"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +13,8 @@ import (
 
 	"github.com/lbproject/load_balancer/internal/config"
 	"github.com/lbproject/load_balancer/internal/upstream"
+
+	"github.com/lbproject/load_balancer/internal/testbackend"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -50,73 +52,23 @@ func closedPortURL(t testing.TB) string {
 // http URL. Everything is closed at the end of the test.
 func hangingServer(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		mu    sync.Mutex
-		conns []net.Conn
-		wg    sync.WaitGroup
-	)
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	})
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	})
-	return "http://" + ln.Addr().String()
+	return "http://" + testbackend.Raw(t, func(_ net.Conn, br *bufio.Reader) {
+		io.Copy(io.Discard, br) // until the test ends
+	}).Addr
 }
 
-// closingServer reads each request and closes the connection without
+// closingServer reads each request head and closes the connection without
 // answering; it returns its http URL.
 func closingServer(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() {
+	return "http://" + testbackend.Raw(t, func(_ net.Conn, br *bufio.Reader) {
 		for {
-			c, err := ln.Accept()
-			if err != nil {
+			line, err := br.ReadSlice('\n')
+			if err != nil || len(line) <= 2 {
 				return
 			}
-			wg.Go(func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(waitLimit))
-				var req []byte
-				buf := make([]byte, 512)
-				for !strings.Contains(string(req), "\r\n\r\n") {
-					n, err := c.Read(buf)
-					if err != nil {
-						return
-					}
-					req = append(req, buf[:n]...)
-				}
-			})
 		}
-	})
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-	})
-	return "http://" + ln.Addr().String()
+	}).Addr
 }
 
 // newTestChecker returns a checker whose events arrive on the returned

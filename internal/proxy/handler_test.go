@@ -15,6 +15,7 @@ import (
 
 	"github.com/lbproject/load_balancer/internal/balancer"
 	"github.com/lbproject/load_balancer/internal/health"
+	"github.com/lbproject/load_balancer/internal/testbackend"
 	"github.com/lbproject/load_balancer/internal/upstream"
 )
 
@@ -128,27 +129,12 @@ func TestHandlerErrorReplyHasNoBackendFields(t *testing.T) {
 		"/bad-cl":      "HTTP/1.1 200 OK\r\nX-Leak: 1\r\nContent-Length: x\r\n\r\n",
 		"/101-unasked": "HTTP/1.1 101 Switching Protocols\r\nX-Leak: 1\r\nConnection: upgrade\r\nUpgrade: x\r\n\r\n",
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				r, err := http.ReadRequest(bufio.NewReader(c))
-				if err == nil {
-					io.WriteString(c, replies[r.URL.Path])
-				}
-			}()
+	backend := testbackend.Raw(t, func(c net.Conn, br *bufio.Reader) {
+		if r, err := http.ReadRequest(br); err == nil {
+			io.WriteString(c, replies[r.URL.Path])
 		}
-	}()
-	h, _ := newTestHandler(t, "http://"+ln.Addr().String())
+	})
+	h, _ := newTestHandler(t, "http://"+backend.Addr)
 	for path := range replies {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
@@ -227,7 +213,7 @@ func BenchmarkOutgoingHeader(b *testing.B) {
 // that the profile is the balancer's.
 func BenchmarkServerHTTP1(b *testing.B) {
 	reply := "HTTP/1.1 200 OK\r\nServer: bench\r\nDate: Mon, 01 Jan 2026 00:00:00 GMT\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n" + strings.Repeat("x", 100)
-	backend := rawLoopBackend(b, reply)
+	backend := testbackend.Bench(b, reply)
 	h, _ := newTestHandler(b, "http://"+backend)
 	front := httptest.NewUnstartedServer(h)
 	front.Config.ConnContext = ConnContext
@@ -255,42 +241,6 @@ func BenchmarkServerHTTP1(b *testing.B) {
 			}
 		}
 	})
-}
-
-// rawLoopBackend answers every request head (no bodies) with reply.
-func rawLoopBackend(b *testing.B, reply string) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					for {
-						line, err := br.ReadSlice('\n')
-						if err != nil {
-							return
-						}
-						if len(line) <= 2 {
-							break
-						}
-					}
-					if _, err := io.WriteString(c, reply); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String()
 }
 
 // BenchmarkAccessLog measures the access log line of one request, text and

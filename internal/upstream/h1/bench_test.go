@@ -1,64 +1,15 @@
 package h1
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
-)
 
-// benchBackend is a minimal keep-alive backend: it answers every request
-// head with reply, reading (and ignoring) a Content-Length body. It costs
-// little, so that the benchmarks measure the client.
-func benchBackend(b *testing.B, reply string) string {
-	b.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReaderSize(c, 16<<10)
-				for {
-					cl := 0
-					for {
-						line, err := br.ReadSlice('\n')
-						if err != nil {
-							return
-						}
-						if len(line) <= 2 {
-							break
-						}
-						if bytes.HasPrefix(line, []byte("Content-Length: ")) {
-							for _, d := range bytes.TrimSpace(line[16:]) {
-								cl = cl*10 + int(d-'0')
-							}
-						}
-					}
-					if _, err := br.Discard(cl); err != nil {
-						return
-					}
-					if _, err := io.WriteString(c, reply); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
+	"github.com/lbproject/load_balancer/internal/testbackend"
+)
 
 const (
 	smallReply   = "HTTP/1.1 200 OK\r\nServer: bench\r\nDate: Mon, 01 Jan 2026 00:00:00 GMT\r\nContent-Type: text/plain\r\nContent-Length: 100\r\nConnection: keep-alive\r\n\r\n"
@@ -78,7 +29,7 @@ var benchHeader = http.Header{
 }
 
 func BenchmarkTransportGet(b *testing.B) {
-	addr := benchBackend(b, smallReply+benchBody)
+	addr := testbackend.Bench(b, smallReply+benchBody)
 	tr := newTestTransport(b, addr)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -99,7 +50,7 @@ func BenchmarkTransportGet(b *testing.B) {
 // BenchmarkTransportGetCancelable is BenchmarkTransportGet with a
 // cancelable context per request, as net/http's server gives a handler.
 func BenchmarkTransportGetCancelable(b *testing.B) {
-	addr := benchBackend(b, smallReply+benchBody)
+	addr := testbackend.Bench(b, smallReply+benchBody)
 	tr := newTestTransport(b, addr)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -122,7 +73,7 @@ func BenchmarkTransportGetCancelable(b *testing.B) {
 }
 
 func BenchmarkTransportGetChunked(b *testing.B) {
-	addr := benchBackend(b, chunkedReply+benchBody+"\r\n0\r\n\r\n")
+	addr := testbackend.Bench(b, chunkedReply+benchBody+"\r\n0\r\n\r\n")
 	tr := newTestTransport(b, addr)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -138,7 +89,7 @@ func BenchmarkTransportGetChunked(b *testing.B) {
 }
 
 func BenchmarkTransportPostSmall(b *testing.B) {
-	addr := benchBackend(b, smallReply+benchBody)
+	addr := testbackend.Bench(b, smallReply+benchBody)
 	tr := newTestTransport(b, addr)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -159,7 +110,7 @@ func BenchmarkTransportPostSmall(b *testing.B) {
 // BenchmarkNetHTTPTransportGet is BenchmarkTransportGet with net/http's
 // Transport, configured as upstream.NewTransport does, for comparison.
 func BenchmarkNetHTTPTransportGet(b *testing.B) {
-	addr := benchBackend(b, smallReply+benchBody)
+	addr := testbackend.Bench(b, smallReply+benchBody)
 	tr := &http.Transport{
 		Proxy: nil, DisableCompression: true, MaxIdleConnsPerHost: 256, IdleConnTimeout: time.Minute,
 		ResponseHeaderTimeout: 5 * time.Second, ExpectContinueTimeout: time.Second,

@@ -9,71 +9,11 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/lbproject/load_balancer/internal/testbackend"
 )
-
-// rawServer is a TCP server on loopback whose connections are served by a
-// function that reads and writes bytes directly.
-type rawServer struct {
-	addr     string
-	accepted atomic.Int64
-	closed   atomic.Int64 // connections whose serve function returned
-}
-
-// newRawServer serves every connection with serve (the connection is closed
-// when it returns). Everything is stopped at the end of the test.
-func newRawServer(t *testing.T, serve func(c net.Conn, br *bufio.Reader)) *rawServer {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &rawServer{addr: ln.Addr().String()}
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		open = map[net.Conn]bool{}
-	)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.accepted.Add(1)
-			mu.Lock()
-			open[c] = true
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() {
-					mu.Lock()
-					delete(open, c)
-					mu.Unlock()
-					c.Close()
-					s.closed.Add(1)
-				}()
-				c.SetDeadline(time.Now().Add(20 * time.Second))
-				serve(c, bufio.NewReader(c))
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for c := range open {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return s
-}
 
 // serveResponses answers every request on the connection with reply(req),
 // reading the request body first, until the client closes.
@@ -96,8 +36,8 @@ func serveResponses(reply func(r *http.Request, body []byte) string) func(net.Co
 }
 
 // okServer answers every request with 200 and body "ok".
-func okServer(t *testing.T) *rawServer {
-	return newRawServer(t, serveResponses(func(*http.Request, []byte) string {
+func okServer(t *testing.T) *testbackend.RawServer {
+	return testbackend.Raw(t, serveResponses(func(*http.Request, []byte) string {
 		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 	}))
 }

@@ -20,11 +20,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lbproject/load_balancer/internal/testbackend"
 )
 
 func TestRequestHeadOnTheWire(t *testing.T) {
 	heads := make(chan string, 1)
-	s := newRawServer(t, func(c net.Conn, br *bufio.Reader) {
+	s := testbackend.Raw(t, func(c net.Conn, br *bufio.Reader) {
 		h, err := readHeadString(br)
 		if err != nil {
 			return
@@ -33,7 +35,7 @@ func TestRequestHeadOnTheWire(t *testing.T) {
 		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
 		io.Copy(io.Discard, br)
 	})
-	tr := newTestTransport(t, s.addr)
+	tr := newTestTransport(t, s.Addr)
 	_, _, err := do(t, tr, &Request{Method: "GET", Target: "/a?b=c", Host: "example.test",
 		Header: http.Header{"X-One": {"1"}, "Content-Length": {"99"}, "Host": {"evil"}, "Transfer-Encoding": {"chunked"}}})
 	if err != nil {
@@ -55,7 +57,7 @@ func TestRequestHeadOnTheWire(t *testing.T) {
 
 func TestInvalidRequestsAreNotSent(t *testing.T) {
 	s := okServer(t)
-	tr := newTestTransport(t, s.addr)
+	tr := newTestTransport(t, s.Addr)
 	for name, req := range map[string]*Request{
 		"CRLF in value":        {Header: http.Header{"X-A": {"a\r\nX-Injected: 1"}}},
 		"LF in value":          {Header: http.Header{"X-A": {"a\nb"}}},
@@ -77,20 +79,20 @@ func TestInvalidRequestsAreNotSent(t *testing.T) {
 			}
 		})
 	}
-	if n := s.accepted.Load(); n != 0 {
+	if n := s.Accepted(); n != 0 {
 		t.Errorf("%d connections opened for invalid requests", n)
 	}
 }
 
 func TestConnectionReuse(t *testing.T) {
 	s := okServer(t)
-	tr := newTestTransport(t, s.addr)
+	tr := newTestTransport(t, s.Addr)
 	for range 20 {
 		if _, body := get(t, tr, "/"); body != "ok" {
 			t.Fatalf("body %q", body)
 		}
 	}
-	if n := s.accepted.Load(); n != 1 {
+	if n := s.Accepted(); n != 1 {
 		t.Errorf("%d connections for 20 sequential requests, want 1", n)
 	}
 }
@@ -103,7 +105,7 @@ func TestResponseFramings(t *testing.T) {
 		p := payload[off:min(off+7000, len(payload))]
 		fmt.Fprintf(&chunkedPayload, "%x;ext=1\r\n%s\r\n", len(p), p)
 	}
-	s := newRawServer(t, func(c net.Conn, br *bufio.Reader) {
+	s := testbackend.Raw(t, func(c net.Conn, br *bufio.Reader) {
 		for {
 			r, err := http.ReadRequest(br)
 			if err != nil {
@@ -140,7 +142,7 @@ func TestResponseFramings(t *testing.T) {
 			}
 		}
 	})
-	tr := newTestTransport(t, s.addr)
+	tr := newTestTransport(t, s.Addr)
 	for _, tc := range []struct {
 		path, method string
 		body         string
@@ -161,7 +163,7 @@ func TestResponseFramings(t *testing.T) {
 	} {
 		t.Run(tc.path, func(t *testing.T) {
 			tr.CloseIdleConnections()
-			before := s.accepted.Load()
+			before := s.Accepted()
 			for i := range 2 {
 				res, body, err := do(t, tr, &Request{Method: tc.method, Target: tc.path})
 				if err != nil {
@@ -177,7 +179,7 @@ func TestResponseFramings(t *testing.T) {
 					}
 				}
 			}
-			opened := s.accepted.Load() - before
+			opened := s.Accepted() - before
 			if tc.reuse && opened > 1 || !tc.reuse && opened != 2 {
 				t.Errorf("%d connections opened for 2 requests (reuse %v)", opened, tc.reuse)
 			}
@@ -189,13 +191,13 @@ func TestResponseFramings(t *testing.T) {
 // not, returns io.EOF with its data, and the connection is pooled before
 // the caller reads again.
 func TestSmallResponseFreesConnectionAtOnce(t *testing.T) {
-	s := newRawServer(t, serveResponses(func(r *http.Request, _ []byte) string {
+	s := testbackend.Raw(t, serveResponses(func(r *http.Request, _ []byte) string {
 		if r.URL.Path == "/chunked" {
 			return "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
 		}
 		return "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
 	}))
-	tr := newTestTransport(t, s.addr)
+	tr := newTestTransport(t, s.Addr)
 	for _, path := range []string{"/length", "/chunked"} {
 		res, err := tr.Do(&Request{Target: path, Header: http.Header{}})
 		if err != nil {
@@ -232,7 +234,7 @@ func TestMalformedResponses(t *testing.T) {
 		"/chunk-no-crlf":     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloX\r\n0\r\n\r\n",
 		"/chunk-bad-trailer": "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-A : b\r\n\r\n",
 	}
-	s := newRawServer(t, func(c net.Conn, br *bufio.Reader) {
+	s := testbackend.Raw(t, func(c net.Conn, br *bufio.Reader) {
 		r, err := http.ReadRequest(br)
 		if err != nil {
 			return
@@ -240,7 +242,7 @@ func TestMalformedResponses(t *testing.T) {
 		io.WriteString(c, replies[r.URL.Path])
 		io.Copy(io.Discard, br)
 	})
-	tr := newTestTransport(t, s.addr)
+	tr := newTestTransport(t, s.Addr)
 	for path := range replies {
 		t.Run(path, func(t *testing.T) {
 			res, body, err := do(t, tr, &Request{Target: path})
@@ -250,7 +252,7 @@ func TestMalformedResponses(t *testing.T) {
 			}
 		})
 	}
-	eventually(t, "every connection closed", func() bool { return s.closed.Load() == int64(len(replies)) })
+	eventually(t, "every connection closed", func() bool { return s.Closed() == int64(len(replies)) })
 }
 
 // TestBigResponseHead: a head larger than the read buffer, but within
@@ -258,24 +260,24 @@ func TestMalformedResponses(t *testing.T) {
 func TestBigResponseHead(t *testing.T) {
 	big := strings.Repeat("X-Line: "+strings.Repeat("y", 1000)+"\r\n", 30) // 30 KiB
 	long := "X-Long: " + strings.Repeat("z", 20<<10) + "\r\n"              // one line longer than the buffer
-	s := newRawServer(t, serveResponses(func(r *http.Request, _ []byte) string {
+	s := testbackend.Raw(t, serveResponses(func(r *http.Request, _ []byte) string {
 		return "HTTP/1.1 200 OK\r\n" + big + long + "Content-Length: 2\r\n\r\nok"
 	}))
-	tr := newTestTransport(t, s.addr)
+	tr := newTestTransport(t, s.Addr)
 	for range 2 {
 		res, body := get(t, tr, "/")
 		if body != "ok" || len(res.Header["X-Line"]) != 30 || len(res.Header.Get("X-Long")) != 20<<10 {
 			t.Fatalf("body %q, %d X-Line, X-Long of %d bytes", body, len(res.Header["X-Line"]), len(res.Header.Get("X-Long")))
 		}
 	}
-	if n := s.accepted.Load(); n != 1 {
+	if n := s.Accepted(); n != 1 {
 		t.Errorf("%d connections, want 1", n)
 	}
 }
 
 func TestMidBodyDeaths(t *testing.T) {
 	part := strings.Repeat("p", 50<<10)
-	s := newRawServer(t, func(c net.Conn, br *bufio.Reader) {
+	s := testbackend.Raw(t, func(c net.Conn, br *bufio.Reader) {
 		r, err := http.ReadRequest(br)
 		if err != nil {
 			return
@@ -297,7 +299,7 @@ func TestMidBodyDeaths(t *testing.T) {
 			c.(*net.TCPConn).SetLinger(0)
 		}
 	})
-	tr := newTestTransport(t, s.addr)
+	tr := newTestTransport(t, s.Addr)
 	for _, path := range []string{"/length", "/chunked", "/chunk-cut", "/trailer-cut", "/head-cut", "/reset/length", "/reset/chunked"} {
 		t.Run(path, func(t *testing.T) {
 			res, body, err := do(t, tr, &Request{Target: path})
@@ -320,26 +322,26 @@ func TestMidBodyDeaths(t *testing.T) {
 // TestExtraBytesAfterResponse: a backend that sends more than its response
 // is out of step; its connection is not reused.
 func TestExtraBytesAfterResponse(t *testing.T) {
-	s := newRawServer(t, serveResponses(func(*http.Request, []byte) string {
+	s := testbackend.Raw(t, serveResponses(func(*http.Request, []byte) string {
 		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nextra"
 	}))
-	tr := newTestTransport(t, s.addr)
+	tr := newTestTransport(t, s.Addr)
 	for range 3 {
 		if _, body := get(t, tr, "/"); body != "ok" {
 			t.Fatalf("body %q", body)
 		}
 	}
-	if n := s.accepted.Load(); n != 3 {
+	if n := s.Accepted(); n != 3 {
 		t.Errorf("%d connections for 3 requests, want 3 (none reused)", n)
 	}
 }
 
 func TestInformationalResponses(t *testing.T) {
-	s := newRawServer(t, serveResponses(func(*http.Request, []byte) string {
+	s := testbackend.Raw(t, serveResponses(func(*http.Request, []byte) string {
 		return "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n" +
 			"HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 	}))
-	tr := newTestTransport(t, s.addr)
+	tr := newTestTransport(t, s.Addr)
 	var got []string
 	res, body, err := do(t, tr, &Request{Target: "/", Got1xx: func(code int, h http.Header) error {
 		got = append(got, fmt.Sprint(code, " ", h.Get("Link")))
@@ -360,12 +362,12 @@ func TestRequestBodies(t *testing.T) {
 		trailers             http.Header
 	}
 	reqs := make(chan seen, 10)
-	s := newRawServer(t, serveResponses(func(r *http.Request, body []byte) string {
+	s := testbackend.Raw(t, serveResponses(func(r *http.Request, body []byte) string {
 		reqs <- seen{strings.Join(r.TransferEncoding, ","), r.Header.Get("Content-Length"), r.Header.Get("Trailer"),
 			fmt.Sprintf("%x", sha256.Sum256(body)), len(body), r.Trailer}
 		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 	}))
-	tr := newTestTransport(t, s.addr)
+	tr := newTestTransport(t, s.Addr)
 	big := make([]byte, 1<<20)
 	rand.Read(big)
 	sum := func(b []byte) string { return fmt.Sprintf("%x", sha256.Sum256(b)) }
@@ -414,7 +416,7 @@ func TestRequestBodies(t *testing.T) {
 			}
 		}
 	})
-	if n := s.accepted.Load(); n > 3 {
+	if n := s.Accepted(); n > 3 {
 		t.Errorf("%d connections: bodies should not cost connections", n)
 	}
 }
@@ -438,7 +440,7 @@ func (t *trailerSetter) Read(p []byte) (int, error) {
 // the request is complete. Writing the whole body before reading would
 // deadlock once the socket buffers fill.
 func TestFullDuplex(t *testing.T) {
-	s := newRawServer(t, func(c net.Conn, br *bufio.Reader) {
+	s := testbackend.Raw(t, func(c net.Conn, br *bufio.Reader) {
 		r, err := http.ReadRequest(br)
 		if err != nil {
 			return
@@ -456,7 +458,7 @@ func TestFullDuplex(t *testing.T) {
 		}
 		io.WriteString(c, "0\r\n\r\n")
 	})
-	tr := newTestTransport(t, s.addr)
+	tr := newTestTransport(t, s.Addr)
 	payload := make([]byte, 16<<20) // far beyond socket buffers
 	rand.Read(payload)
 	res, err := tr.Do(&Request{Ctx: ctxTimeout(t, 20*time.Second), Method: "POST", Target: "/", Header: http.Header{},
@@ -474,7 +476,7 @@ func TestExpectContinue(t *testing.T) {
 	type result struct{ bodyBytes int }
 	mode := make(chan string, 1)
 	got := make(chan result, 1)
-	s := newRawServer(t, func(c net.Conn, br *bufio.Reader) {
+	s := testbackend.Raw(t, func(c net.Conn, br *bufio.Reader) {
 		for {
 			r, err := http.ReadRequest(br)
 			if err != nil {
@@ -507,7 +509,7 @@ func TestExpectContinue(t *testing.T) {
 			}
 		}
 	})
-	tr := newTestTransport(t, s.addr, func(o *Options) { o.ExpectContinueTimeout = 200 * time.Millisecond })
+	tr := newTestTransport(t, s.Addr, func(o *Options) { o.ExpectContinueTimeout = 200 * time.Millisecond })
 	body := strings.Repeat("b", 1000)
 	send := func() (*http.Response, string, error) {
 		return do(t, tr, &Request{Method: "PUT", Header: http.Header{"Expect": {"100-continue"}},
@@ -544,14 +546,14 @@ func TestExpectContinue(t *testing.T) {
 }
 
 func TestUpgrade(t *testing.T) {
-	s := newRawServer(t, func(c net.Conn, br *bufio.Reader) {
+	s := testbackend.Raw(t, func(c net.Conn, br *bufio.Reader) {
 		if _, err := http.ReadRequest(br); err != nil {
 			return
 		}
 		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nhello\n")
 		io.Copy(c, br)
 	})
-	tr := newTestTransport(t, s.addr)
+	tr := newTestTransport(t, s.Addr)
 	res, err := tr.Do(&Request{Target: "/ws", Header: http.Header{"Connection": {"Upgrade"}, "Upgrade": {"echo"}}})
 	if err != nil {
 		t.Fatal(err)
@@ -572,7 +574,7 @@ func TestUpgrade(t *testing.T) {
 		t.Fatalf("echo %q %v", line, err)
 	}
 	rwc.Close()
-	eventually(t, "the backend to see the tunnel close", func() bool { return s.closed.Load() == 1 })
+	eventually(t, "the backend to see the tunnel close", func() bool { return s.Closed() == 1 })
 }
 
 // TestStaleConnectionRetry: the backend closes a keep-alive connection
@@ -583,7 +585,7 @@ func TestUpgrade(t *testing.T) {
 func TestStaleConnectionRetry(t *testing.T) {
 	var mu sync.Mutex
 	var seen []string
-	s := newRawServer(t, func(c net.Conn, br *bufio.Reader) {
+	s := testbackend.Raw(t, func(c net.Conn, br *bufio.Reader) {
 		r, err := http.ReadRequest(br)
 		if err != nil {
 			return
@@ -596,16 +598,16 @@ func TestStaleConnectionRetry(t *testing.T) {
 		// Returning closes the connection: the client learns it when it
 		// reuses it.
 	})
-	tr := newTestTransport(t, s.addr)
+	tr := newTestTransport(t, s.Addr)
 	get(t, tr, "/first")
-	eventually(t, "the backend to close", func() bool { return s.closed.Load() == 1 })
+	eventually(t, "the backend to close", func() bool { return s.Closed() == 1 })
 
 	// GET on the stale connection: written, then EOF before any response
 	// byte; retried once on a fresh connection.
 	if _, body := get(t, tr, "/get"); body != "ok" {
 		t.Fatalf("body %q", body)
 	}
-	eventually(t, "the backend to close", func() bool { return s.closed.Load() == 2 })
+	eventually(t, "the backend to close", func() bool { return s.Closed() == 2 })
 
 	// POST with a streamed body: not replayable, so the pooled connection
 	// is checked before use and found closed.
@@ -626,7 +628,7 @@ func TestStaleConnectionRetry(t *testing.T) {
 func TestStaleRetryOnlyWhenSafe(t *testing.T) {
 	var mu sync.Mutex
 	var seen []string
-	s := newRawServer(t, func(c net.Conn, br *bufio.Reader) {
+	s := testbackend.Raw(t, func(c net.Conn, br *bufio.Reader) {
 		for n := 0; ; n++ {
 			r, err := http.ReadRequest(br)
 			if err != nil {
@@ -642,7 +644,7 @@ func TestStaleRetryOnlyWhenSafe(t *testing.T) {
 			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		}
 	})
-	tr := newTestTransport(t, s.addr)
+	tr := newTestTransport(t, s.Addr)
 	get(t, tr, "/a")
 	// A POST with a small body is complete in the buffer but not
 	// idempotent: it must not be sent twice.
@@ -664,9 +666,9 @@ func TestStaleRetryOnlyWhenSafe(t *testing.T) {
 
 func TestIdleTimeout(t *testing.T) {
 	s := okServer(t)
-	tr := newTestTransport(t, s.addr, func(o *Options) { o.IdleConnTimeout = 100 * time.Millisecond })
+	tr := newTestTransport(t, s.Addr, func(o *Options) { o.IdleConnTimeout = 100 * time.Millisecond })
 	get(t, tr, "/")
-	eventually(t, "the idle connection to be closed", func() bool { return s.closed.Load() == 1 })
+	eventually(t, "the idle connection to be closed", func() bool { return s.Closed() == 1 })
 	tr.mu.Lock()
 	idle, open := len(tr.idle), tr.open
 	tr.mu.Unlock()
@@ -674,7 +676,7 @@ func TestIdleTimeout(t *testing.T) {
 		t.Errorf("%d idle, %d open after the idle timeout", idle, open)
 	}
 	get(t, tr, "/")
-	if n := s.accepted.Load(); n != 2 {
+	if n := s.Accepted(); n != 2 {
 		t.Errorf("%d connections, want 2", n)
 	}
 }
@@ -682,19 +684,19 @@ func TestIdleTimeout(t *testing.T) {
 func TestMaxIdleConns(t *testing.T) {
 	wait, release := gate()
 	defer release()
-	s := newRawServer(t, serveResponses(func(*http.Request, []byte) string {
+	s := testbackend.Raw(t, serveResponses(func(*http.Request, []byte) string {
 		wait()
 		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 	}))
-	tr := newTestTransport(t, s.addr, func(o *Options) { o.MaxIdleConns = 2 })
+	tr := newTestTransport(t, s.Addr, func(o *Options) { o.MaxIdleConns = 2 })
 	var wg sync.WaitGroup
 	for range 5 {
 		wg.Go(func() { get(t, tr, "/") })
 	}
-	eventually(t, "5 connections", func() bool { return s.accepted.Load() == 5 })
+	eventually(t, "5 connections", func() bool { return s.Accepted() == 5 })
 	release()
 	wg.Wait()
-	eventually(t, "3 connections closed", func() bool { return s.closed.Load() == 3 })
+	eventually(t, "3 connections closed", func() bool { return s.Closed() == 3 })
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	if len(tr.idle) != 2 || tr.open != 2 {
@@ -705,18 +707,18 @@ func TestMaxIdleConns(t *testing.T) {
 func TestMaxConns(t *testing.T) {
 	wait, release := gate()
 	defer release()
-	s := newRawServer(t, serveResponses(func(r *http.Request, _ []byte) string {
+	s := testbackend.Raw(t, serveResponses(func(r *http.Request, _ []byte) string {
 		if r.URL.Path == "/slow" {
 			wait()
 		}
 		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 	}))
-	tr := newTestTransport(t, s.addr, func(o *Options) { o.MaxConns = 2; o.DialTimeout = 300 * time.Millisecond })
+	tr := newTestTransport(t, s.Addr, func(o *Options) { o.MaxConns = 2; o.DialTimeout = 300 * time.Millisecond })
 	var wg sync.WaitGroup
 	for range 2 {
 		wg.Go(func() { get(t, tr, "/slow") })
 	}
-	eventually(t, "2 connections", func() bool { return s.accepted.Load() == 2 })
+	eventually(t, "2 connections", func() bool { return s.Accepted() == 2 })
 
 	// A third request waits for a connection, at most the dial timeout.
 	_, _, err := do(t, tr, &Request{Target: "/fast"})
@@ -733,7 +735,7 @@ func TestMaxConns(t *testing.T) {
 		t.Fatalf("body %q", body)
 	}
 	wg.Wait()
-	if n := s.accepted.Load(); n != 2 {
+	if n := s.Accepted(); n != 2 {
 		t.Errorf("%d connections with MaxConns 2", n)
 	}
 	// A waiting request whose context ends leaves the queue.
@@ -762,11 +764,11 @@ func TestDialErrors(t *testing.T) {
 }
 
 func TestResponseHeaderTimeout(t *testing.T) {
-	s := newRawServer(t, func(c net.Conn, br *bufio.Reader) {
+	s := testbackend.Raw(t, func(c net.Conn, br *bufio.Reader) {
 		http.ReadRequest(br)
 		io.Copy(io.Discard, br) // never answers
 	})
-	tr := newTestTransport(t, s.addr, func(o *Options) { o.ResponseHeaderTimeout = 100 * time.Millisecond })
+	tr := newTestTransport(t, s.Addr, func(o *Options) { o.ResponseHeaderTimeout = 100 * time.Millisecond })
 	start := time.Now()
 	_, _, err := do(t, tr, &Request{Target: "/"})
 	var te interface{ Timeout() bool }
@@ -776,16 +778,16 @@ func TestResponseHeaderTimeout(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("timed out after %s", d)
 	}
-	eventually(t, "the connection to be closed", func() bool { return s.closed.Load() == 1 })
+	eventually(t, "the connection to be closed", func() bool { return s.Closed() == 1 })
 }
 
 // TestResponseHeaderTimeoutStartsAfterBody: a slow upload is not cut by
 // the response header timeout, which starts once the body is written.
 func TestResponseHeaderTimeoutStartsAfterBody(t *testing.T) {
-	s := newRawServer(t, serveResponses(func(_ *http.Request, body []byte) string {
+	s := testbackend.Raw(t, serveResponses(func(_ *http.Request, body []byte) string {
 		return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(strconv.Itoa(len(body))), strconv.Itoa(len(body)))
 	}))
-	tr := newTestTransport(t, s.addr, func(o *Options) { o.ResponseHeaderTimeout = 200 * time.Millisecond })
+	tr := newTestTransport(t, s.Addr, func(o *Options) { o.ResponseHeaderTimeout = 200 * time.Millisecond })
 	slow := &slowReader{parts: 6, delay: 100 * time.Millisecond}
 	res, body, err := do(t, tr, &Request{Method: "POST", Body: slow, ContentLength: -1})
 	if err != nil || res.StatusCode != 200 || body != "6" {
@@ -810,7 +812,7 @@ func (r *slowReader) Read(p []byte) (int, error) {
 
 func TestContextCancel(t *testing.T) {
 	started := make(chan string, 2)
-	s := newRawServer(t, func(c net.Conn, br *bufio.Reader) {
+	s := testbackend.Raw(t, func(c net.Conn, br *bufio.Reader) {
 		r, err := http.ReadRequest(br)
 		if err != nil {
 			return
@@ -821,7 +823,7 @@ func TestContextCancel(t *testing.T) {
 		started <- r.URL.Path
 		io.Copy(io.Discard, br) // until the client closes
 	})
-	tr := newTestTransport(t, s.addr)
+	tr := newTestTransport(t, s.Addr)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
@@ -831,7 +833,7 @@ func TestContextCancel(t *testing.T) {
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Errorf("waiting: err %v, want context.Canceled", err)
 	}
-	eventually(t, "the backend to see the close", func() bool { return s.closed.Load() == 1 })
+	eventually(t, "the backend to see the close", func() bool { return s.Closed() == 1 })
 
 	ctx, cancel = context.WithCancel(context.Background())
 	defer cancel()
@@ -848,7 +850,7 @@ func TestContextCancel(t *testing.T) {
 	if _, err := io.ReadAll(res.Body); !errors.Is(err, context.Canceled) {
 		t.Errorf("streaming: err %v, want context.Canceled", err)
 	}
-	eventually(t, "the backend to see the close", func() bool { return s.closed.Load() == 2 })
+	eventually(t, "the backend to see the close", func() bool { return s.Closed() == 2 })
 }
 
 // TestTLS talks to an httptest TLS server, and fails to connect to one
@@ -919,7 +921,7 @@ func TestRoundTripper(t *testing.T) {
 // backend that sometimes closes connections, under the race detector.
 func TestConcurrentUse(t *testing.T) {
 	var n sync.Map
-	s := newRawServer(t, func(c net.Conn, br *bufio.Reader) {
+	s := testbackend.Raw(t, func(c net.Conn, br *bufio.Reader) {
 		for i := 0; ; i++ {
 			r, err := http.ReadRequest(br)
 			if err != nil {
@@ -934,7 +936,7 @@ func TestConcurrentUse(t *testing.T) {
 			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", len(body), body)
 		}
 	})
-	tr := newTestTransport(t, s.addr, func(o *Options) { o.MaxIdleConns = 4 })
+	tr := newTestTransport(t, s.Addr, func(o *Options) { o.MaxIdleConns = 4 })
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {
@@ -955,7 +957,7 @@ func TestConcurrentUse(t *testing.T) {
 // a connection idle in the pool, then closes it. The next request, even a
 // replayable one, must not take that 408 for its answer.
 func TestUnsolicitedResponseOnIdleConnection(t *testing.T) {
-	s := newRawServer(t, func(c net.Conn, br *bufio.Reader) {
+	s := testbackend.Raw(t, func(c net.Conn, br *bufio.Reader) {
 		if _, err := http.ReadRequest(br); err != nil {
 			return
 		}
@@ -964,9 +966,9 @@ func TestUnsolicitedResponseOnIdleConnection(t *testing.T) {
 		io.WriteString(c, "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
 		time.Sleep(50 * time.Millisecond)
 	})
-	tr := newTestTransport(t, s.addr)
+	tr := newTestTransport(t, s.Addr)
 	get(t, tr, "/")
-	eventually(t, "the 408 and the close", func() bool { return s.closed.Load() == 1 })
+	eventually(t, "the 408 and the close", func() bool { return s.Closed() == 1 })
 	res, body := get(t, tr, "/")
 	if res.StatusCode != 200 || body != "ok" {
 		t.Fatalf("status %d body %q: the unsolicited 408 was taken for the answer", res.StatusCode, body)
@@ -978,22 +980,22 @@ func TestUnsolicitedResponseOnIdleConnection(t *testing.T) {
 func TestClose(t *testing.T) {
 	wait, release := gate()
 	defer release()
-	s := newRawServer(t, serveResponses(func(r *http.Request, _ []byte) string {
+	s := testbackend.Raw(t, serveResponses(func(r *http.Request, _ []byte) string {
 		if r.URL.Path == "/slow" {
 			wait()
 		}
 		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 	}))
-	tr := newTestTransport(t, s.addr)
+	tr := newTestTransport(t, s.Addr)
 	done := make(chan struct{})
 	go func() { get(t, tr, "/slow"); close(done) }()
-	eventually(t, "1 connection", func() bool { return s.accepted.Load() == 1 })
+	eventually(t, "1 connection", func() bool { return s.Accepted() == 1 })
 	get(t, tr, "/") // on a second connection, then idle
 	tr.Close()
-	eventually(t, "the idle one closed", func() bool { return s.closed.Load() == 1 })
+	eventually(t, "the idle one closed", func() bool { return s.Closed() == 1 })
 	release()
 	<-done
-	eventually(t, "the busy one closed after its exchange", func() bool { return s.closed.Load() == 2 })
+	eventually(t, "the busy one closed after its exchange", func() bool { return s.Closed() == 2 })
 }
 
 // TestLateBytesAfterResponseNeverReachTheNextRequest: a backend answers
@@ -1003,7 +1005,7 @@ func TestClose(t *testing.T) {
 // its answer: the pooled connection is checked before every reuse.
 func TestLateBytesAfterResponseNeverReachTheNextRequest(t *testing.T) {
 	sent := make(chan struct{})
-	s := newRawServer(t, func(c net.Conn, br *bufio.Reader) {
+	s := testbackend.Raw(t, func(c net.Conn, br *bufio.Reader) {
 		for {
 			req, err := http.ReadRequest(br)
 			if err != nil {
@@ -1019,7 +1021,7 @@ func TestLateBytesAfterResponseNeverReachTheNextRequest(t *testing.T) {
 			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngood")
 		}
 	})
-	tr := newTestTransport(t, s.addr)
+	tr := newTestTransport(t, s.Addr)
 	if _, _, err := do(t, tr, &Request{Method: "HEAD", Target: "/"}); err != nil {
 		t.Fatal(err)
 	}
