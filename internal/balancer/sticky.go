@@ -142,7 +142,7 @@ func (s *StickyCookies) Lookup(req *http.Request) *upstream.Backend {
 		for len(line) > 0 {
 			var part string
 			part, line, _ = strings.Cut(line, ";")
-			name, val, ok := strings.Cut(textTrim(part), "=")
+			name, val, ok := strings.Cut(strings.Trim(part, " \t"), "=")
 			if !ok || name != s.name {
 				continue
 			}
@@ -171,16 +171,4 @@ func (s *StickyCookies) value(b *upstream.Backend) string {
 	mac := hmac.New(sha256.New, s.secret)
 	mac.Write([]byte(b.String()))
 	return hex.EncodeToString(mac.Sum(nil)[:stickyValueBytes])
-}
-
-// textTrim strips the spaces and tabs around a cookie-pair, as net/http's
-// textproto.TrimString does.
-func textTrim(s string) string {
-	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
-		s = s[1:]
-	}
-	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
-		s = s[:len(s)-1]
-	}
-	return s
 }

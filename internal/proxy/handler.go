@@ -430,12 +430,12 @@ func outgoingHeader(r *http.Request, snap *Snapshot, ci *connInfo, h http.Header
 	// RFC 9110 §7.6.1: the fields Connection names are for this hop only.
 	connection := r.Header["Connection"]
 	for k, vv := range r.Header {
-		if isHopByHop(k) || (len(connection) > 0 && headerHasToken(connection, k)) {
+		if isHopByHop(k) || (len(connection) > 0 && h1.HasToken(connection, k)) {
 			continue
 		}
 		h[k] = vv
 	}
-	if headerHasToken(r.Header["Te"], "trailers") {
+	if h1.HasToken(r.Header["Te"], "trailers") {
 		// "TE: trailers" says the client accepts trailers; the backend
 		// needs to know, so it is the one TE value passed on.
 		h["Te"] = valueTrailers

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/lbproject/load_balancer/internal/upstream/h1"
 )
 
 // hopHeaders are the hop-by-hop headers of RFC 9110 §7.6.1 and their
@@ -45,23 +47,10 @@ func trimOWS(s string) string { return strings.Trim(s, " \t") }
 // upgradeType returns the protocol a request or response asks to switch to
 // (its Upgrade header, when Connection lists "upgrade"), or "".
 func upgradeType(h http.Header) string {
-	if !headerHasToken(h["Connection"], "upgrade") {
+	if !h1.HasToken(h["Connection"], "upgrade") {
 		return ""
 	}
 	return h.Get("Upgrade")
-}
-
-// headerHasToken reports whether a comma-separated list header contains
-// token, compared case-insensitively (RFC 9110 §5.6.1).
-func headerHasToken(values []string, token string) bool {
-	for _, v := range values {
-		for elem := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(trimOWS(elem), token) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // isHopByHop reports whether the canonical header name k is one of

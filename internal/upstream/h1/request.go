@@ -96,7 +96,7 @@ type framing struct {
 func requestFraming(r *Request) framing {
 	var f framing
 	if c := r.Header["Connection"]; len(c) > 0 {
-		f.upgrade = hasToken(c, "upgrade")
+		f.upgrade = HasToken(c, "upgrade")
 	}
 	if r.Body == nil {
 		return f
@@ -106,7 +106,7 @@ func requestFraming(r *Request) framing {
 	f.trailers = r.Trailer != nil && len(*r.Trailer) > 0
 	f.chunked = f.length < 0 || f.trailers
 	if e := r.Header["Expect"]; len(e) > 0 {
-		f.expect = hasToken(e, "100-continue")
+		f.expect = HasToken(e, "100-continue")
 	}
 	return f
 }
@@ -255,9 +255,10 @@ func appendTrailer(buf []byte, t http.Header) []byte {
 	return append(buf, "\r\n"...)
 }
 
-// hasToken reports whether a comma-separated list field contains token,
-// case-insensitively.
-func hasToken(values []string, token string) bool {
+// HasToken reports whether a comma-separated list field (Connection,
+// Expect, TE, ...) contains token, compared case-insensitively and without
+// the optional whitespace around elements (RFC 9110 §5.6.1).
+func HasToken(values []string, token string) bool {
 	for _, v := range values {
 		for elem := range strings.SplitSeq(v, ",") {
 			if strings.EqualFold(trimOWS(elem), token) {
