@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/lbproject/load_balancer/internal/upstream"
+
+	"github.com/lbproject/load_balancer/internal/ring"
 )
 
 // RecentEvents is how many transitions Recent keeps.
@@ -51,7 +53,7 @@ type Status struct {
 func (c *Checker) Transitions() uint64 { return c.transitions.Load() }
 
 // Recent returns the last RecentEvents transitions, oldest first.
-func (c *Checker) Recent() []Event { return c.events.recent() }
+func (c *Checker) Recent() []Event { return c.events.recent.List() }
 
 // Status returns the health of b, and false if b is not checked.
 func (c *Checker) Status(b *upstream.Backend) (Status, bool) {
@@ -104,9 +106,9 @@ func (st *backendState) status() Status {
 // to a delivery goroutine, so that logging and the onEvent hook never run
 // under a backend's lock or on a request's goroutine.
 type eventLog struct {
+	recent *ring.Ring[Event] // the last RecentEvents
+
 	mu    sync.Mutex
-	ring  []Event // up to RecentEvents, oldest at next once full
-	next  int
 	queue []Event // waiting for delivery
 
 	wake chan struct{} // capacity 1: queue is not empty
@@ -115,6 +117,7 @@ type eventLog struct {
 }
 
 func (l *eventLog) start(deliver func(Event)) {
+	l.recent = ring.New[Event](RecentEvents)
 	l.wake = make(chan struct{}, 1)
 	l.quit = make(chan struct{})
 	l.done = make(chan struct{})
@@ -156,25 +159,12 @@ func (l *eventLog) stop() {
 }
 
 func (l *eventLog) add(ev Event) {
+	l.recent.Add(ev)
 	l.mu.Lock()
-	if len(l.ring) < RecentEvents {
-		l.ring = append(l.ring, ev)
-	} else {
-		l.ring[l.next] = ev
-		l.next = (l.next + 1) % RecentEvents
-	}
 	l.queue = append(l.queue, ev)
 	l.mu.Unlock()
 	select {
 	case l.wake <- struct{}{}:
 	default:
 	}
-}
-
-func (l *eventLog) recent() []Event {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := make([]Event, 0, len(l.ring))
-	out = append(out, l.ring[l.next:]...)
-	return append(out, l.ring[:l.next]...)
 }

@@ -13,19 +13,19 @@ func TestEventRing(t *testing.T) {
 	for i := range total {
 		l.add(Event{Backend: strconv.Itoa(i)})
 		if i == 4 {
-			if r := l.recent(); len(r) != 5 || r[0].Backend != "0" || r[4].Backend != "4" {
-				t.Fatalf("recent() before the ring is full = %+v", r)
+			if r := l.recent.List(); len(r) != 5 || r[0].Backend != "0" || r[4].Backend != "4" {
+				t.Fatalf("recent before the ring is full = %+v", r)
 			}
 		}
 	}
 	l.stop()
-	r := l.recent()
+	r := l.recent.List()
 	if len(r) != RecentEvents {
-		t.Fatalf("len(recent()) = %d, want %d", len(r), RecentEvents)
+		t.Fatalf("len(recent) = %d, want %d", len(r), RecentEvents)
 	}
 	for i, ev := range r {
 		if want := strconv.Itoa(total - RecentEvents + i); ev.Backend != want {
-			t.Fatalf("recent()[%d] = %s, want %s", i, ev.Backend, want)
+			t.Fatalf("recent[%d] = %s, want %s", i, ev.Backend, want)
 		}
 	}
 	if len(delivered) != total {

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"sync"
 	"time"
 
 	"github.com/lbproject/load_balancer/internal/config"
@@ -60,7 +59,7 @@ func (s *Server) Reload(trigger string, load func() (*config.Config, error)) Rel
 		r.OK = true
 		s.log.Info("config reloaded", "trigger", trigger, "backends", r.Backends, "strategy", r.Strategy)
 	}
-	s.reloads.add(r)
+	s.reloads.Add(r)
 	if s.opts.OnReload != nil {
 		s.opts.OnReload(r)
 	}
@@ -70,7 +69,7 @@ func (s *Server) Reload(trigger string, load func() (*config.Config, error)) Rel
 // Reloads returns the last RecentReloads reloads, oldest first; the first
 // entry is the startup configuration until RecentReloads reloads pushed it
 // out.
-func (s *Server) Reloads() []Reload { return s.reloads.recent() }
+func (s *Server) Reloads() []Reload { return s.reloads.List() }
 
 // Members returns the backends of the configuration in service with their
 // weights, in the order of the file. It takes no lock.
@@ -101,32 +100,6 @@ func (s *Server) BackendHealth(b *upstream.Backend) (health.Status, bool) {
 // service, Serve has started and Shutdown has not.
 func (s *Server) Ready() bool {
 	return s.live.Load() != nil && s.serving.Load() && !s.stopping.Load()
-}
-
-// reloadLog keeps the recent reloads.
-type reloadLog struct {
-	mu   sync.Mutex
-	ring []Reload // up to RecentReloads, oldest at next once full
-	next int
-}
-
-func (l *reloadLog) add(r Reload) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.ring) < RecentReloads {
-		l.ring = append(l.ring, r)
-		return
-	}
-	l.ring[l.next] = r
-	l.next = (l.next + 1) % RecentReloads
-}
-
-func (l *reloadLog) recent() []Reload {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := make([]Reload, 0, len(l.ring))
-	out = append(out, l.ring[l.next:]...)
-	return append(out, l.ring[:l.next]...)
 }
 
 // startupReload is the history entry of the configuration New starts with.

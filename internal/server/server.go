@@ -17,6 +17,8 @@ import (
 	"github.com/lbproject/load_balancer/internal/config"
 	"github.com/lbproject/load_balancer/internal/health"
 	"github.com/lbproject/load_balancer/internal/proxy"
+
+	"github.com/lbproject/load_balancer/internal/ring"
 )
 
 // Server is one running balancer.
@@ -32,9 +34,9 @@ type Server struct {
 	opts     Options
 	live     atomic.Pointer[compiled] // current, for readers that take no lock
 	reloadMu sync.Mutex               // serialises Reload
-	reloads  reloadLog
-	serving  atomic.Bool // Serve has started
-	stopping atomic.Bool // Shutdown has started
+	reloads  *ring.Ring[Reload]       // the last RecentReloads
+	serving  atomic.Bool              // Serve has started
+	stopping atomic.Bool              // Shutdown has started
 
 	http     *http.Server
 	listener net.Listener
@@ -57,7 +59,8 @@ func NewWithOptions(cfg *config.Config, log *slog.Logger, opts Options) (*Server
 		s.checker.Close()
 		return nil, err
 	}
-	s.reloads.add(startupReload(cfg, start))
+	s.reloads = ring.New[Reload](RecentReloads)
+	s.reloads.Add(startupReload(cfg, start))
 	s.http = &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: cfg.Timeouts.ClientHeader.D(),
