@@ -1,6 +1,7 @@
 // Package server runs the balancer: it owns the proxy listener and the
-// http.Server in front of the proxy handler, turns configurations into
-// snapshots and swaps them in atomically, and shuts down gracefully.
+// HTTP server in front of the proxy handler (h1server for HTTP/1.x, with
+// net/http's server behind it for HTTP/2 cleartext), turns configurations
+// into snapshots and swaps them in atomically, and shuts down gracefully.
 package server
 
 import (
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lbproject/load_balancer/internal/config"
+	"github.com/lbproject/load_balancer/internal/h1server"
 	"github.com/lbproject/load_balancer/internal/health"
 	"github.com/lbproject/load_balancer/internal/proxy"
 
@@ -38,7 +40,7 @@ type Server struct {
 	serving  atomic.Bool              // Serve has started
 	stopping atomic.Bool              // Shutdown has started
 
-	http     *http.Server
+	front    *h1server.Server
 	listener net.Listener
 }
 
@@ -61,24 +63,35 @@ func NewWithOptions(cfg *config.Config, log *slog.Logger, opts Options) (*Server
 	}
 	s.reloads = ring.New[Reload](RecentReloads)
 	s.reloads.Add(startupReload(cfg, start))
-	s.http = &http.Server{
+	// HTTP/2 cleartext with prior knowledge on the same port: h1server
+	// hands those connections to net/http's server.
+	h2 := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: cfg.Timeouts.ClientHeader.D(),
 		IdleTimeout:       cfg.Timeouts.ClientIdle.D(),
 		MaxHeaderBytes:    goMaxHeaderBytes(cfg.Limits.MaxHeaderBytes),
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		Protocols:         new(http.Protocols),
+		ConnContext:       proxy.ConnContext,
+	}
+	h2.Protocols.SetHTTP1(true)
+	h2.Protocols.SetUnencryptedHTTP2(true)
+	s.front = &h1server.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: cfg.Timeouts.ClientHeader.D(),
+		IdleTimeout:       cfg.Timeouts.ClientIdle.D(),
+		MaxHeaderBytes:    cfg.Limits.MaxHeaderBytes,
 		// The client's address is parsed once per connection, not per request.
 		ConnContext: proxy.ConnContext,
+		HTTP2:       h2,
+		Log:         log,
 	}
-	// HTTP/1.1, and HTTP/2 cleartext with prior knowledge on the same port.
-	s.http.Protocols.SetHTTP1(true)
-	s.http.Protocols.SetUnencryptedHTTP2(true)
 	return s, nil
 }
 
 // goMaxHeaderBytes converts limits.max_header_bytes (the whole request head:
-// request line and header fields) to http.Server.MaxHeaderBytes, to which
+// request line and header fields) to http.Server.MaxHeaderBytes (for
+// HTTP/2, where it bounds the decoded header list), to which
 // Go's server adds 4096 bytes of slack (so limits under 4 KiB act as 4 KiB).
 func goMaxHeaderBytes(limit int) int {
 	const slack = 4096
@@ -159,7 +172,7 @@ func (s *Server) Listen(addr string) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
-	s.listener = uriLimitListener{Listener: ln, maxURI: s.Config().Limits.MaxURIBytes}
+	s.listener = ln
 	return nil
 }
 
@@ -184,7 +197,7 @@ func (s *Server) Addr() net.Addr { return s.listener.Addr() }
 // after a shutdown.
 func (s *Server) Serve() error {
 	s.serving.Store(true)
-	err := s.http.Serve(s.listener)
+	err := s.front.Serve(s.listener)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -196,9 +209,9 @@ func (s *Server) Serve() error {
 // left. It returns ctx's error if it had to cut connections.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopping.Store(true)
-	err := s.http.Shutdown(ctx)
+	err := s.front.Shutdown(ctx)
 	if err != nil {
-		s.http.Close()
+		s.front.Close()
 	}
 	// Tunnels are counted from before their hijack, so once Shutdown has
 	// returned no new one can start and every open one is known here.

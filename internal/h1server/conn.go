@@ -1,0 +1,434 @@
+package h1server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+var errTooManyFiles = syscall.EMFILE
+
+// Connection states, for Shutdown.
+const (
+	stateIdle   = iota // waiting for a request (or new)
+	stateActive        // reading a request or writing its response
+)
+
+// readBufSize is the size of a connection's read buffer, kept for the
+// connection's life: a request head usually fits; longer ones are read in
+// parts (as by net/http, whose buffer has the same size).
+const readBufSize = 4 << 10
+
+// maxDiscard is the most of a request body the handler did not read that
+// is read and dropped to keep the connection (net/http: 256 KiB).
+const maxDiscard = 256 << 10
+
+// aLongTimeAgo is a deadline in the past: it makes a blocked read return.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// h2Preface starts every HTTP/2 connection (RFC 9113 §3.4).
+const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+// conn is one client connection. Its goroutine reads requests, runs the
+// handler and writes responses; the background reader (see context.go)
+// and a request body's reader may run beside it.
+type conn struct {
+	srv        *Server
+	rwc        net.Conn
+	remoteAddr string
+	ctx        context.Context
+	br         *bufio.Reader // reads from the conn itself (Read)
+	state      atomic.Int32
+	res        response   // reused for each request
+	wmu        sync.Mutex // orders 100 Continue (body reader) against the response head
+
+	// Head limit, while a head is read (limit >= 0): the bytes the head
+	// may still take, and whether a line end was seen (the request line
+	// is complete).
+	limit    int
+	hitLimit bool
+	lineEnd  bool
+	// A head not complete in the buffer when its reading starts is also
+	// copied here as it is read (to count its Host fields afterwards).
+	copying  bool
+	headCopy []byte
+
+	// Background read (context.go); guarded by mu where noted.
+	mu         sync.Mutex
+	cur        *requestContext // mu: the request being served
+	bodyDone   bool            // mu: the request body was read to its end
+	bgWanted   bool            // mu: the context is watched; start once bodyDone
+	bgRunning  bool            // mu
+	bgStopping bool            // mu: the end of the request stops the read
+	bgErr      error           // the background read's error (client gone)
+	bgDone     chan struct{}
+	bgByte     [1]byte
+	hasByte    bool // bgByte holds the next request's first byte
+	broken     bool // the connection cannot serve another request
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	c := &conn{srv: s, rwc: nc, limit: -1}
+	c.res.c = c
+	if a := nc.RemoteAddr(); a != nil {
+		c.remoteAddr = a.String()
+	}
+	return c
+}
+
+// Read is what the buffered reader reads from: the byte the background
+// read took first, then the connection, within the head limit.
+func (c *conn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if c.hasByte {
+		c.hasByte = false
+		p[0] = c.bgByte[0]
+		return 1, nil
+	}
+	if c.limit >= 0 {
+		if c.limit == 0 {
+			c.hitLimit = true
+			return 0, io.EOF
+		}
+		p = p[:min(len(p), c.limit)]
+	}
+	n, err := c.rwc.Read(p)
+	if c.limit >= 0 {
+		c.limit -= n
+		if !c.lineEnd && bytes.IndexByte(p[:n], '\n') >= 0 {
+			c.lineEnd = true
+		}
+		if c.copying {
+			c.headCopy = append(c.headCopy, p[:n]...)
+		}
+	}
+	return n, err
+}
+
+func (c *conn) serve() {
+	s := c.srv
+	defer func() {
+		s.remove(c)
+		if c.res.hijacked {
+			return // the new owner has the connection and its reader
+		}
+		c.rwc.Close()
+		if c.br != nil {
+			c.br.Reset(nil)
+			readers.Put(c.br)
+		}
+	}()
+	c.ctx = context.Background()
+	if s.ConnContext != nil {
+		c.ctx = s.ConnContext(c.ctx, c.rwc)
+	}
+	c.br = readers.Get().(*bufio.Reader)
+	c.br.Reset(c)
+	for first := true; ; first = false {
+		c.state.Store(stateIdle)
+		if s.shutting.Load() && !first {
+			return
+		}
+		if c.br.Buffered() == 0 {
+			wait := s.IdleTimeout
+			if first {
+				wait = s.ReadHeaderTimeout
+			}
+			c.setReadDeadline(wait)
+		}
+		b, err := c.br.Peek(1)
+		if err != nil {
+			return
+		}
+		c.state.Store(stateActive)
+		if first && b[0] == 'P' && c.isHTTP2() {
+			if c.handOverHTTP2() {
+				c.res.hijacked = true // the HTTP/2 server owns it now
+				return
+			}
+			c.reply(http.StatusHTTPVersionNotSupported, "")
+			return
+		}
+		if !c.serveRequest(first) {
+			return
+		}
+	}
+}
+
+// setReadDeadline bounds the next reads by d from now (0: no bound).
+func (c *conn) setReadDeadline(d time.Duration) {
+	if d > 0 {
+		c.rwc.SetReadDeadline(time.Now().Add(d))
+	} else {
+		c.rwc.SetReadDeadline(time.Time{})
+	}
+}
+
+// isHTTP2 reports whether the connection opens with the HTTP/2 preface.
+// Any HTTP/1 request line starting with "P" is at least as long as the
+// first line of the preface, so the peeks do not wait for bytes that an
+// HTTP/1 client will not send.
+func (c *conn) isHTTP2() bool {
+	line := h2Preface[:len("PRI * HTTP/2.0")]
+	b, err := c.br.Peek(len(line))
+	if err != nil || string(b) != line {
+		return false
+	}
+	b, err = c.br.Peek(len(h2Preface))
+	return err == nil && string(b) == h2Preface
+}
+
+// handOverHTTP2 gives the connection, with what was read of it, to the
+// HTTP/2 server.
+func (c *conn) handOverHTTP2() bool {
+	buffered, _ := c.br.Peek(c.br.Buffered())
+	c.rwc.SetReadDeadline(time.Time{})
+	pc := &prefixConn{Conn: c.rwc, prefix: bytes.Clone(buffered)}
+	return c.srv.handOver(pc)
+}
+
+// prefixConn replays bytes read already before reading the connection.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (p *prefixConn) Read(b []byte) (int, error) {
+	if len(p.prefix) > 0 {
+		n := copy(b, p.prefix)
+		p.prefix = p.prefix[n:]
+		return n, nil
+	}
+	return p.Conn.Read(b)
+}
+
+// serveRequest reads one request and answers it. It reports whether the
+// connection may serve another.
+func (c *conn) serveRequest(first bool) bool {
+	s := c.srv
+	req, hosts, err := c.readRequest(first)
+	if err != nil {
+		c.replyReadError(err)
+		return false
+	}
+	if status, msg := checkRequest(req, hosts); status != 0 {
+		c.reply(status, msg)
+		return false
+	}
+	w := &c.res
+	w.reset(req)
+	rc := &requestContext{parent: c.ctx, c: c}
+	c.mu.Lock()
+	c.cur = rc
+	c.bodyDone = req.Body == http.NoBody
+	c.mu.Unlock()
+	var body *requestBody
+	if req.Body != http.NoBody {
+		body = &requestBody{rc: req.Body, c: c, continueWanted: expectsContinue(req)}
+		req.Body = body
+	}
+	req = req.WithContext(rc)
+	req.RemoteAddr = c.remoteAddr
+	w.req = req
+
+	aborted := c.runHandler(w, req)
+	switch {
+	case w.hijacked:
+		c.endRequest(rc)
+		s.remove(c)
+		return false
+	case aborted:
+		w.flushOnAbort()
+		c.endRequest(rc)
+		return false
+	}
+	w.finish()
+	c.endRequest(rc)
+	if w.err != nil || w.closeAfter || c.broken {
+		return false
+	}
+	return body == nil || c.finishBody(body)
+}
+
+// readRequest reads a request head within the limits and timeouts, and
+// counts its Host fields (net/http's parser folds them into Request.Host).
+func (c *conn) readRequest(first bool) (req *http.Request, hosts int, err error) {
+	s := c.srv
+	buffered, _ := c.br.Peek(c.br.Buffered())
+	complete := completeHead(buffered)
+	if !first && s.ReadHeaderTimeout > 0 && !complete {
+		c.setReadDeadline(s.ReadHeaderTimeout)
+	}
+	c.limit = max(s.maxHeaderBytes()-len(buffered), 0)
+	c.hitLimit = false
+	c.lineEnd = bytes.IndexByte(buffered, '\n') >= 0
+	c.copying = !complete
+	if c.copying {
+		c.headCopy = append(c.headCopy[:0], buffered...)
+	}
+	req, err = http.ReadRequest(c.br)
+	c.limit = -1
+	if err != nil {
+		return nil, 0, err
+	}
+	// What the parser took of the bytes it had is the head.
+	head := buffered
+	if c.copying {
+		head = c.headCopy
+		c.copying = false
+	}
+	head = head[:len(head)-c.br.Buffered()]
+	if cap(c.headCopy) > readBufSize {
+		c.headCopy = nil // a rare long head: do not keep its copy
+	}
+	return req, countHost(head), nil
+}
+
+// completeHead reports whether b holds the end of a request head.
+func completeHead(b []byte) bool {
+	return bytes.Contains(b, []byte("\r\n\r\n")) || bytes.Contains(b, []byte("\n\n"))
+}
+
+// countHost counts the Host field lines of a request head.
+func countHost(head []byte) int {
+	n := 0
+	for len(head) > 0 {
+		i := bytes.IndexByte(head, '\n')
+		if i < 0 {
+			break
+		}
+		head = head[i+1:]
+		if len(head) >= 5 && (head[0]|0x20) == 'h' && (head[1]|0x20) == 'o' && (head[2]|0x20) == 's' && (head[3]|0x20) == 't' && head[4] == ':' {
+			n++
+		}
+	}
+	return n
+}
+
+// checkRequest applies the rules net/http's server adds to its parser:
+// HTTP/1.x only, one valid Host (required from HTTP/1.1 on), valid field
+// names and values, and no Expect but 100-continue. It returns the status
+// of the error reply, or 0.
+func checkRequest(req *http.Request, hosts int) (int, string) {
+	if req.ProtoMajor != 1 {
+		return http.StatusHTTPVersionNotSupported, ""
+	}
+	switch {
+	case req.ProtoAtLeast(1, 1) && hosts == 0 && req.Method != http.MethodConnect:
+		return http.StatusBadRequest, "missing required Host header"
+	case hosts > 1:
+		return http.StatusBadRequest, "too many Host headers"
+	case !httpguts.ValidHostHeader(req.Host):
+		return http.StatusBadRequest, "malformed Host header"
+	}
+	for k, vv := range req.Header {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return http.StatusBadRequest, "invalid header name"
+		}
+		for _, v := range vv {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return http.StatusBadRequest, "invalid header value"
+			}
+		}
+	}
+	if e := req.Header["Expect"]; len(e) > 0 && !expectsContinue(req) {
+		return http.StatusExpectationFailed, ""
+	}
+	return 0, ""
+}
+
+// expectsContinue reports whether the client waits for 100 Continue before
+// it sends the body (only meaningful from HTTP/1.1 on, with a body).
+func expectsContinue(req *http.Request) bool {
+	e := req.Header["Expect"]
+	return len(e) == 1 && strings.EqualFold(e[0], "100-continue")
+}
+
+// replyReadError answers a request that could not be read, if anything can
+// be answered at all.
+func (c *conn) replyReadError(err error) {
+	switch {
+	case c.hitLimit && !c.lineEnd:
+		c.reply(http.StatusRequestURITooLong, "")
+	case c.hitLimit:
+		c.reply(http.StatusRequestHeaderFieldsTooLarge, "")
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), isNetError(err):
+		// The client went away or timed out mid-head: nobody to answer.
+	case strings.Contains(err.Error(), "unsupported transfer encoding"):
+		c.reply(http.StatusNotImplemented, "")
+	default:
+		c.reply(http.StatusBadRequest, "")
+	}
+}
+
+func isNetError(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne)
+}
+
+// reply writes an error response of the server's own and leaves the
+// connection to be closed.
+func (c *conn) reply(status int, msg string) {
+	text := fmt.Sprintf("%d %s", status, http.StatusText(status))
+	if msg != "" {
+		text += ": " + msg
+	}
+	text += "\n"
+	resp := fmt.Sprintf("HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+		status, http.StatusText(status), len(text), text)
+	c.rwc.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = io.WriteString(c.rwc, resp)
+}
+
+// runHandler calls the handler and reports whether it aborted (panicked).
+// A panic other than http.ErrAbortHandler is logged with its stack.
+func (c *conn) runHandler(w *response, req *http.Request) (aborted bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			aborted = true
+			if v != http.ErrAbortHandler {
+				buf := make([]byte, 64<<10)
+				buf = buf[:runtime.Stack(buf, false)]
+				c.srv.logf("panic serving request", "client", c.remoteAddr, "panic", fmt.Sprint(v), "stack", string(buf))
+			}
+		}
+	}()
+	c.srv.Handler.ServeHTTP(w, req)
+	return false
+}
+
+// finishBody reads what the handler left of the request body, so that the
+// next request can be read; a body too long to drop, or one the client
+// waits to send (Expect: 100-continue, never asked for), ends the
+// connection instead.
+func (c *conn) finishBody(b *requestBody) bool {
+	if b.sawEOF {
+		return true
+	}
+	if b.continueWanted && !b.continueSent {
+		return false
+	}
+	if b.err != nil {
+		return false
+	}
+	c.setReadDeadline(c.srv.ReadHeaderTimeout)
+	n, err := io.CopyN(io.Discard, b, maxDiscard+1)
+	return n <= maxDiscard && err == io.EOF
+}
+
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufSize) }}

@@ -1,0 +1,196 @@
+package h1server
+
+import (
+	"context"
+	"io"
+	"sync"
+	"time"
+)
+
+// requestContext is the context of one request. It is canceled when the
+// client goes away or the request ends, like net/http's, but it notices
+// the first only once someone waits for it: Done starts the background read
+// of the connection (or, while the request body is being read, asks for it
+// at the body's end). A request nobody waits on costs no goroutine, system
+// call or timer for it.
+type requestContext struct {
+	parent context.Context // the connection's: values only, never canceled
+	c      *conn
+
+	mu   sync.Mutex
+	done chan struct{} // made by the first Done
+	err  error
+}
+
+func (rc *requestContext) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (rc *requestContext) Value(key any) any           { return rc.parent.Value(key) }
+
+func (rc *requestContext) Err() error {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.err
+}
+
+func (rc *requestContext) Done() <-chan struct{} {
+	rc.mu.Lock()
+	if rc.done != nil {
+		d := rc.done
+		rc.mu.Unlock()
+		return d
+	}
+	rc.done = make(chan struct{})
+	d, ended := rc.done, rc.err != nil
+	if ended {
+		close(rc.done)
+	}
+	rc.mu.Unlock()
+	if !ended {
+		rc.c.watch(rc)
+	}
+	return d
+}
+
+// cancel ends the context with err, once.
+func (rc *requestContext) cancel(err error) {
+	rc.mu.Lock()
+	if rc.err == nil {
+		rc.err = err
+		if rc.done != nil {
+			close(rc.done)
+		}
+	}
+	rc.mu.Unlock()
+}
+
+func (rc *requestContext) String() string { return "h1server.requestContext" }
+
+// watch starts the background read for rc's request, or, while its body is
+// still being read, asks for it at the body's end.
+func (c *conn) watch(rc *requestContext) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cur != rc || c.bgRunning || c.bgWanted {
+		return
+	}
+	if !c.bodyDone {
+		c.bgWanted = true
+		return
+	}
+	c.startBackgroundReadLocked()
+}
+
+// bodyEnded is called when the request body was read to its end.
+func (c *conn) bodyEnded() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.bodyDone = true
+	if c.bgWanted && !c.bgRunning && c.cur != nil {
+		c.startBackgroundReadLocked()
+	}
+}
+
+// startBackgroundReadLocked starts a goroutine that reads one byte of the
+// connection: an error means the client is gone, which cancels the request;
+// a byte is the start of the next request, kept for it. c.mu is held.
+func (c *conn) startBackgroundReadLocked() {
+	c.bgRunning = true
+	c.bgDone = make(chan struct{})
+	rc := c.cur
+	// A deadline armed for the request's head must not end the watch.
+	// Cleared here, under c.mu, so that it cannot undo the past deadline
+	// with which stopBackgroundRead ends the read.
+	c.rwc.SetReadDeadline(time.Time{})
+	go func() {
+		defer close(c.bgDone)
+		n, err := c.rwc.Read(c.bgByte[:])
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if n == 1 {
+			c.hasByte = true
+		}
+		if err != nil && !c.bgStopping {
+			c.bgErr = err
+			rc.cancel(context.Canceled)
+		}
+	}()
+}
+
+// endRequest stops the background read, if any, and cancels the request's
+// context, as net/http does once the handler has returned. A client found
+// gone makes the connection unusable.
+func (c *conn) endRequest(rc *requestContext) {
+	c.mu.Lock()
+	c.cur = nil
+	c.mu.Unlock()
+	c.stopBackgroundRead()
+	c.bgWanted = false
+	rc.cancel(context.Canceled)
+}
+
+// stopBackgroundRead ends the background read, if one runs, and waits for
+// it.
+func (c *conn) stopBackgroundRead() {
+	c.mu.Lock()
+	running := c.bgRunning
+	c.bgStopping = running
+	c.bgWanted = false
+	c.mu.Unlock()
+	if running {
+		c.rwc.SetReadDeadline(aLongTimeAgo)
+		<-c.bgDone
+		if c.bgErr != nil {
+			c.broken = true
+		}
+		c.bgRunning, c.bgStopping, c.bgWanted, c.bgErr = false, false, false, nil
+		// The next wait for a request sets its own deadline; clear the
+		// past one in case it has none.
+		c.rwc.SetReadDeadline(time.Time{})
+	}
+}
+
+// requestBody is the handler's view of the request body: it sends
+// 100 Continue before the first read when the client waits for it, and
+// tells the connection when the body has been read to its end.
+type requestBody struct {
+	rc             io.ReadCloser // net/http's framing reader
+	c              *conn
+	continueWanted bool
+	continueSent   bool
+	started        bool
+	sawEOF         bool
+	err            error
+}
+
+func (b *requestBody) Read(p []byte) (int, error) {
+	if b.sawEOF {
+		return 0, io.EOF
+	}
+	if b.err != nil {
+		return 0, b.err
+	}
+	if !b.started {
+		b.started = true
+		// The deadline armed for the wait for this request must not
+		// bound its body; the handler sets its own.
+		b.c.rwc.SetReadDeadline(time.Time{})
+		if b.continueWanted {
+			if err := b.c.res.writeContinue(); err != nil {
+				b.err = err
+				return 0, err
+			}
+			b.continueSent = true
+		}
+	}
+	n, err := b.rc.Read(p)
+	if err == io.EOF {
+		b.sawEOF = true
+		b.c.bodyEnded()
+	} else if err != nil {
+		b.err = err
+	}
+	return n, err
+}
+
+// Close does nothing: what the handler leaves unread is dropped (up to a
+// bound) or ends the connection once the handler has returned.
+func (b *requestBody) Close() error { return nil }

@@ -1,0 +1,39 @@
+// Package h1server is the balancer's HTTP/1.x server for client
+// connections: it reads requests, hands them to an http.Handler (the proxy)
+// as *http.Request, and writes the handler's responses, keeping
+// connections alive between requests.
+//
+// It exists because net/http's server, built for any handler, costs a proxy
+// more than the proxy itself (see docs/BENCHMARKS.md): per request it starts
+// a goroutine that reads the connection in the background (to notice a
+// client that goes away), makes a cancellable context, sets three read
+// deadlines, allocates a response and sorts the header fields it writes.
+// Here, on each connection's own goroutine:
+//
+//   - the request head is read and parsed by net/http's own parser
+//     (http.ReadRequest), so the rules of RFC 9112 that the end-to-end
+//     tests pin down (framing, Transfer-Encoding, Content-Length, header
+//     syntax) are exactly net/http's; the server adds what net/http's server
+//     adds: the Host rules, 417 for an unknown Expect, 501 for an unknown
+//     transfer coding, 505 for other major versions, a limit on the whole
+//     head (431, or 414 when the request line alone is too long);
+//   - one read deadline per request: the idle (or, on a new connection,
+//     header) timeout armed while waiting for the request; a head that is
+//     not complete in the first read gets the header timeout;
+//   - the request context notices a client that goes away only when someone
+//     waits on it: its Done starts the background read then (the proxy's
+//     backend client does so once an exchange has run for 100 ms), so
+//     quick requests pay nothing for it;
+//   - the response head and a small body go out in one write; a larger body
+//     follows in the same writev. Bodies without a Content-Length are sent
+//     chunked to HTTP/1.1 clients (close-delimited to HTTP/1.0 ones), except
+//     a body the handler finished without flushing, which gets a
+//     Content-Length; 1xx responses, 100 Continue on the first body read,
+//     trailers, Flush, Hijack and read/write deadlines work as with
+//     net/http's server (http.ResponseController included).
+//
+// Connections that open with the HTTP/2 preface (h2c with prior knowledge)
+// are handed to a net/http server, which keeps serving HTTP/2. Graceful
+// shutdown closes idle connections at once, lets active ones finish their
+// response (sent with "Connection: close") and waits for them.
+package h1server

@@ -1,0 +1,290 @@
+package h1server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Server serves HTTP/1.x on the listeners given to Serve. Set its fields
+// before Serve; they are not changed afterwards.
+type Server struct {
+	// Handler answers every request.
+	Handler http.Handler
+	// ReadHeaderTimeout bounds the wait for a request head: from the
+	// connection's start for the first request, from the head's first byte
+	// for later ones. 0: no bound.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout bounds the wait for the next request on a kept-alive
+	// connection. 0: no bound.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds the request head: request line, fields and the
+	// empty line, exactly. Larger gets 431; default 64 KiB.
+	MaxHeaderBytes int
+	// ConnContext, if set, returns the context of a new connection, from
+	// which the context of each of its requests takes its values.
+	ConnContext func(ctx context.Context, c net.Conn) context.Context
+	// HTTP2, if set, serves the connections that open with the HTTP/2
+	// client preface (h2c with prior knowledge). Without it they get 505.
+	HTTP2 *http.Server
+	// Log receives the panics of the handler and accept errors.
+	Log *slog.Logger
+
+	mu        sync.Mutex
+	conns     map[*conn]struct{}
+	listeners map[net.Listener]struct{}
+	h2        *handoffListener
+	h2once    sync.Once
+	shutting  atomic.Bool
+	done      chan struct{} // closed when the last connection ends during a shutdown
+}
+
+// DefaultMaxHeaderBytes is the head limit when MaxHeaderBytes is 0.
+const DefaultMaxHeaderBytes = 64 << 10
+
+func (s *Server) maxHeaderBytes() int {
+	if s.MaxHeaderBytes > 0 {
+		return s.MaxHeaderBytes
+	}
+	return DefaultMaxHeaderBytes
+}
+
+// Serve accepts connections on ln and serves each on its own goroutine
+// until Shutdown or Close. It returns http.ErrServerClosed after those,
+// like net/http.
+func (s *Server) Serve(ln net.Listener) error {
+	if !s.track(ln) {
+		return http.ErrServerClosed
+	}
+	defer s.untrack(ln)
+	s.startHTTP2()
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.shutting.Load() {
+				return http.ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTooManyFiles) {
+				// Out of file descriptors and the like: wait, as net/http does.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.logf("accept error, retrying", "error", err, "delay", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		c := newConn(s, nc)
+		if !s.add(c) {
+			nc.Close()
+			return http.ErrServerClosed
+		}
+		go c.serve()
+	}
+}
+
+// track records a listener for Shutdown; false once shutting down.
+func (s *Server) track(ln net.Listener) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutting.Load() {
+		return false
+	}
+	if s.listeners == nil {
+		s.listeners = make(map[net.Listener]struct{})
+	}
+	s.listeners[ln] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(ln net.Listener) {
+	s.mu.Lock()
+	delete(s.listeners, ln)
+	s.mu.Unlock()
+}
+
+func (s *Server) add(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutting.Load() {
+		return false
+	}
+	if s.conns == nil {
+		s.conns = make(map[*conn]struct{})
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+// remove forgets a connection that ended or was hijacked.
+func (s *Server) remove(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	if len(s.conns) == 0 && s.done != nil {
+		close(s.done)
+		s.done = nil
+	}
+	s.mu.Unlock()
+}
+
+// startHTTP2 starts the HTTP/2 server on the hand-off listener, once.
+func (s *Server) startHTTP2() {
+	if s.HTTP2 == nil {
+		return
+	}
+	s.h2once.Do(func() {
+		s.h2 = newHandoffListener()
+		go func() { _ = s.HTTP2.Serve(s.h2) }()
+	})
+}
+
+// handOver gives an HTTP/2 connection to the HTTP/2 server; false if there
+// is none (or it is shutting down).
+func (s *Server) handOver(nc net.Conn) bool {
+	if s.h2 == nil {
+		return false
+	}
+	return s.h2.give(nc)
+}
+
+// Shutdown stops accepting connections, closes idle ones, and waits until
+// the active ones have finished their response, at most until ctx is done
+// (then it returns ctx's error and leaves the rest to Close). Hijacked
+// connections are not waited for.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shutting.Store(true)
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	var done chan struct{}
+	if len(s.conns) > 0 {
+		done = make(chan struct{})
+		s.done = done
+	}
+	s.mu.Unlock()
+	var h2err chan error
+	if s.h2 != nil {
+		h2err = make(chan error, 1)
+		go func() { h2err <- s.HTTP2.Shutdown(ctx) }()
+	}
+	err := s.waitConns(ctx, done)
+	if h2err != nil {
+		if e := <-h2err; err == nil {
+			err = e
+		}
+	}
+	return err
+}
+
+// waitConns closes idle connections until none is left, polling (as
+// net/http does) since a connection may turn idle at any time; an active
+// one closes itself after its response.
+func (s *Server) waitConns(ctx context.Context, done chan struct{}) error {
+	if done == nil {
+		return nil
+	}
+	tick := time.Millisecond
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timer.C:
+			s.closeIdle()
+			tick = min(2*tick, 100*time.Millisecond)
+			timer.Reset(tick)
+		}
+	}
+}
+
+func (s *Server) closeIdle() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if c.state.Load() == stateIdle {
+			c.rwc.Close()
+		}
+	}
+}
+
+// Close closes the listeners and every connection at once.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.shutting.Store(true)
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	for c := range s.conns {
+		c.rwc.Close()
+	}
+	s.mu.Unlock()
+	if s.h2 != nil {
+		return s.HTTP2.Close()
+	}
+	return nil
+}
+
+func (s *Server) logf(msg string, args ...any) {
+	if s.Log != nil {
+		s.Log.Warn(msg, args...)
+	}
+}
+
+// handoffListener is the listener of the HTTP/2 server: its connections
+// are those the HTTP/1 server recognised as HTTP/2.
+type handoffListener struct {
+	ch     chan net.Conn
+	mu     sync.Mutex
+	closed bool
+	done   chan struct{}
+}
+
+func newHandoffListener() *handoffListener {
+	return &handoffListener{ch: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *handoffListener) give(nc net.Conn) bool {
+	select {
+	case l.ch <- nc:
+		return true
+	case <-l.done:
+		return false
+	}
+}
+
+func (l *handoffListener) Accept() (net.Conn, error) {
+	select {
+	case nc := <-l.ch:
+		return nc, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *handoffListener) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.closed {
+		l.closed = true
+		close(l.done)
+	}
+	return nil
+}
+
+func (l *handoffListener) Addr() net.Addr { return handoffAddr{} }
+
+type handoffAddr struct{}
+
+func (handoffAddr) Network() string { return "tcp" }
+func (handoffAddr) String() string  { return "h2c-handoff" }
