@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -50,7 +51,8 @@ type conn struct {
 	rwc        net.Conn
 	remoteAddr string
 	ctx        context.Context
-	br         *bufio.Reader // reads from the conn itself (Read)
+	br         *bufio.Reader // reads from the conn itself (Read); nil while idle and lean
+	raw        syscall.RawConn
 	state      atomic.Int32
 	res        response   // reused for each request
 	wmu        sync.Mutex // orders 100 Continue (body reader) against the response head
@@ -137,19 +139,26 @@ func (c *conn) serve() {
 	if s.ConnContext != nil {
 		c.ctx = s.ConnContext(c.ctx, c.rwc)
 	}
-	c.br = readers.Get().(*bufio.Reader)
-	c.br.Reset(c)
 	for first := true; ; first = false {
 		c.state.Store(stateIdle)
 		if s.shutting.Load() && !first {
 			return
 		}
-		if c.br.Buffered() == 0 {
+		if c.br == nil || c.br.Buffered() == 0 && !c.hasByte {
 			wait := s.IdleTimeout
 			if first {
 				wait = s.ReadHeaderTimeout
 			}
 			c.setReadDeadline(wait)
+		}
+		switch {
+		case c.br == nil && !s.lean():
+			c.br = readers.Get().(*bufio.Reader)
+			c.br.Reset(c)
+		case c.br == nil, c.br.Buffered() == 0 && !c.hasByte && s.lean():
+			if err := c.waitIdle(); err != nil {
+				return
+			}
 		}
 		b, err := c.br.Peek(1)
 		if err != nil {
@@ -168,6 +177,36 @@ func (c *conn) serve() {
 			return
 		}
 	}
+}
+
+// waitIdle waits for the next request with no read buffer: the buffer
+// goes back to its pool, the wait is for the connection to become readable
+// (a non-blocking one-byte peek, retried when the poller says so), and a
+// buffer is taken again for the request. The read deadline set before
+// bounds the wait.
+func (c *conn) waitIdle() error {
+	if c.br != nil {
+		c.br.Reset(nil)
+		readers.Put(c.br)
+		c.br = nil
+	}
+	var err error
+	if c.raw == nil {
+		if sc, ok := c.rwc.(syscall.Conn); ok {
+			c.raw, err = sc.SyscallConn()
+		}
+	}
+	if c.raw != nil && err == nil {
+		err = c.raw.Read(func(fd uintptr) bool {
+			var b [1]byte
+			_, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+				syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+			return errno != syscall.EAGAIN // data, end of stream or an error: the read tells
+		})
+	}
+	c.br = readers.Get().(*bufio.Reader)
+	c.br.Reset(c)
+	return err
 }
 
 // setReadDeadline bounds the next reads by d from now (0: no bound).

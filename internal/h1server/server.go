@@ -34,6 +34,12 @@ type Server struct {
 	HTTP2 *http.Server
 	// Log receives the panics of the handler and accept errors.
 	Log *slog.Logger
+	// LeanAbove is the number of open connections above which an idle
+	// connection gives its read buffer back while it waits for the next
+	// request, and waits with a non-blocking peek instead: one more system
+	// call per request, 4 KiB less per idle connection. 0 means
+	// DefaultLeanAbove; negative, never.
+	LeanAbove int
 
 	mu        sync.Mutex
 	conns     map[*conn]struct{}
@@ -41,11 +47,26 @@ type Server struct {
 	h2        *handoffListener
 	h2once    sync.Once
 	shutting  atomic.Bool
+	open      atomic.Int64  // connections being served
 	done      chan struct{} // closed when the last connection ends during a shutdown
 }
 
 // DefaultMaxHeaderBytes is the head limit when MaxHeaderBytes is 0.
 const DefaultMaxHeaderBytes = 64 << 10
+
+// DefaultLeanAbove is LeanAbove's default: under it the extra system call
+// costs more than the memory is worth; over it, at thousands of mostly
+// idle connections, the memory is what matters.
+const DefaultLeanAbove = 1000
+
+// lean reports whether idle connections should give back their buffers.
+func (s *Server) lean() bool {
+	limit := int64(s.LeanAbove)
+	if limit == 0 {
+		limit = DefaultLeanAbove
+	}
+	return limit > 0 && s.open.Load() > limit
+}
 
 func (s *Server) maxHeaderBytes() int {
 	if s.MaxHeaderBytes > 0 {
@@ -120,13 +141,17 @@ func (s *Server) add(c *conn) bool {
 		s.conns = make(map[*conn]struct{})
 	}
 	s.conns[c] = struct{}{}
+	s.open.Add(1)
 	return true
 }
 
 // remove forgets a connection that ended or was hijacked.
 func (s *Server) remove(c *conn) {
 	s.mu.Lock()
-	delete(s.conns, c)
+	if _, ok := s.conns[c]; ok {
+		delete(s.conns, c)
+		s.open.Add(-1)
+	}
 	if len(s.conns) == 0 && s.done != nil {
 		close(s.done)
 		s.done = nil

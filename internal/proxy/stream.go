@@ -20,9 +20,11 @@ var errClientWrite = errors.New("write to client failed")
 
 // streamBody copies the backend's response body to the client with a pooled
 // buffer. With flush set it flushes after every read, so that streams (SSE,
-// chunked responses of unknown length) reach the client as they arrive. It
-// returns the bytes written and, on failure, an error wrapping either the
-// backend's read error or errClientWrite.
+// chunked responses of unknown length) reach the client as they arrive;
+// the bytes of the read that ends the body are left to the server, which
+// sends them with the end of the response in one write. It returns the
+// bytes written and, on failure, an error wrapping either the backend's
+// read error or errClientWrite.
 func streamBody(w http.ResponseWriter, body io.Reader, flush bool) (int64, error) {
 	bp := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(bp)
@@ -40,7 +42,9 @@ func streamBody(w http.ResponseWriter, body io.Reader, flush bool) (int64, error
 			if werr != nil {
 				return written, errors.Join(errClientWrite, werr)
 			}
-			if flush {
+			// A read that ended the body needs no flush: the end of the
+			// response flushes it together with the last chunk.
+			if flush && rerr == nil {
 				if ferr := rc.Flush(); ferr != nil {
 					return written, errors.Join(errClientWrite, ferr)
 				}
