@@ -33,7 +33,18 @@ type conn struct {
 	br  *bufio.Reader   // while in use; nil while idle
 
 	reused bool      // it served an exchange before, or waited in the pool
-	idleAt time.Time // when it was pooled
+	idleAt time.Time // when it was pooled, or handed to a waiting request
+	// suspect: the last exchange ended in a way after which a backend
+	// often sends bytes nobody asked for (see endsSuspect); the next
+	// exchange checks the connection first.
+	suspect bool
+
+	// readDL is the read deadline the exchange's goroutine last set on the
+	// connection (zero: none), so that none is cleared or set again for
+	// nothing. The body writer sets the response head deadline without it;
+	// the reader clears that one, through setReadDeadline, once the head is
+	// read, before the connection can be reused.
+	readDL time.Time
 
 	rd      io.Reader // connReader{c}, what br reads from
 	closed  atomic.Bool
@@ -55,12 +66,15 @@ type conn struct {
 	headWait bool        // the reader waits for the final response head
 	bodyDone bool        // the writer ended
 
-	peek [1]byte
+	peek   [1]byte
+	peekFn func(fd uintptr) // c.peekFD, made once
+	peekOK bool             // peekFD's result
 }
 
 func newConn(t *Transport, nc net.Conn) *conn {
 	c := &conn{t: t, nc: nc}
 	c.abortFn = c.abort
+	c.peekFn = c.peekFD
 	c.rd = &connReader{c}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		c.raw, _ = tc.SyscallConn()
@@ -107,15 +121,25 @@ func (c *conn) release() {
 		}
 	}
 	if c.writing {
-		if !c.bodySent.Load() {
-			// The backend answered before the body was written: the rest of
-			// the body would be taken for the next request.
-			c.close()
-			return
+		var err error
+		if c.bodySent.Load() {
+			err = <-c.wdone // the writer is ending
+		} else {
+			// The backend answered before the body was written, or just
+			// as its last bytes went out and the writer has yet to say
+			// so: give it a moment. A body not sent whole would be taken
+			// for the next request: the connection is closed.
+			t := time.NewTimer(writerGrace)
+			select {
+			case err = <-c.wdone:
+				t.Stop()
+			case <-t.C:
+				c.close()
+				return
+			}
 		}
-		err := <-c.wdone // the writer is ending
 		c.writing = false
-		if err != nil {
+		if err != nil || !c.bodySent.Load() {
 			c.close()
 			return
 		}
@@ -130,6 +154,11 @@ func (c *conn) release() {
 	c.t.putIdle(c)
 }
 
+// writerGrace is how long an exchange whose response ended before its body
+// writer did waits for the writer, to keep the connection if the whole
+// body went out.
+const writerGrace = 5 * time.Millisecond
+
 // recycleReader gives the read buffer back to the pool. Only the exchange's
 // goroutine calls it, once nothing will read from the connection again.
 func (c *conn) recycleReader() {
@@ -138,22 +167,70 @@ func (c *conn) recycleReader() {
 	c.br = nil
 }
 
+// idleCheckAfter is how long a pooled connection may idle before it is
+// checked (alive) whatever the request. A backend closes an idle
+// connection, or sends a 408 and closes it, when its keep-alive timeout
+// expires; those are seconds long (nginx 75 s, Apache httpd and Node.js
+// 5 s), so that a connection reused sooner has almost always been left
+// alone, and the check, a system call, would be paid on every request of a
+// busy connection for nothing. The rare one that was closed all the same
+// costs a replayable request a retry on a new connection (see Do); a
+// request that could not be retried is checked however short the idle.
+const idleCheckAfter = time.Second
+
+// needsCheck reports whether a pooled connection must be checked (alive)
+// before it takes a request, at now: when the last exchange left it
+// suspect (stray bytes are likely), when the request could not be sent
+// again on a new connection if this one turned out to be closed
+// (replayable, see Do), or when it idled for idleCheckAfter or more.
+// Otherwise the exchange itself finds a closed connection: the write
+// fails, or the backend answers nothing (or a 408), and Do retries.
+func (c *conn) needsCheck(now time.Time, replayable bool) bool {
+	return c.suspect || !replayable || now.Sub(c.idleAt) >= idleCheckAfter
+}
+
+// endsSuspect reports whether an exchange that got the final response
+// head h, after informational 1xx responses, to a request with method and
+// framing f, leaves its connection suspect: a response without a body by
+// rule (to HEAD, 204, 304), whose body a faulty backend sends all the same
+// (RFC 9112 §6.3), or one that involved 1xx responses or an "Expect:
+// 100-continue" (a late or repeated 100 Continue). Bytes that arrived with
+// the response close the connection at once (release); these checks catch
+// those that arrive later.
+func endsSuspect(method string, h *head, informational int, f framing) bool {
+	return informational > 0 || f.expect || h.status == http.StatusNoContent ||
+		h.status == http.StatusNotModified || method == http.MethodHead
+}
+
 // alive reports whether an idle connection can take a request: the backend
-// has not closed it (nor sent anything unasked). It costs a system call;
-// without a socket to look at, it says yes.
+// has not closed it (nor sent anything unasked). It costs a system call, a
+// non-blocking peek, and no allocation; it ignores read deadlines (Control
+// does not look at them), so that none needs clearing first. Without a
+// socket to look at, it says yes.
 func (c *conn) alive() bool {
 	if c.raw == nil {
 		return true
 	}
-	// A deadline left from the last exchange would fail the check.
-	c.nc.SetReadDeadline(time.Time{})
-	ok := false
-	err := c.raw.Read(func(fd uintptr) bool {
-		_, _, err := syscall.Recvfrom(int(fd), c.peek[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		ok = err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
-		return true
-	})
-	return err == nil && ok
+	c.peekOK = false
+	if err := c.raw.Control(c.peekFn); err != nil {
+		return false
+	}
+	return c.peekOK
+}
+
+// peekFD is alive's look at the socket: nothing to read yet (EAGAIN) is
+// the only good answer; bytes, the end of the connection (0) or an error
+// (ECONNRESET) are not.
+func (c *conn) peekFD(fd uintptr) {
+	_, _, err := syscall.Recvfrom(int(fd), c.peek[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	c.peekOK = err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
+}
+
+// setReadDeadline sets the connection's read deadline, and remembers it
+// (readDL). Only the exchange's goroutine calls it.
+func (c *conn) setReadDeadline(t time.Time) {
+	c.readDL = t
+	c.nc.SetReadDeadline(t)
 }
 
 // watchDelay is how long a synchronous exchange runs before its context
@@ -172,13 +249,24 @@ func (c *conn) watch(ctx context.Context) {
 // which times out at end (zero: never): a read deadline at the earlier of
 // end and watchDelay from now makes connReader install the context watch
 // then, if the exchange still runs.
+//
+// The deadline the last exchange on the connection left (it stays set
+// while the body is read, and after) does as well if it expires no later
+// than that, and no sooner than watchDelay/2 from now: a connection busy
+// with short exchanges then has its deadline set once every watchDelay/2
+// rather than for every request. The watch is installed, at worst, after
+// watchDelay/2 instead of watchDelay; the wait for the head still ends at
+// end, which connReader sets once the earlier deadline has passed.
 func (c *conn) watchLater(ctx context.Context, now, end time.Time) {
 	c.ctx, c.fast, c.phaseEnd = ctx, true, end
 	d := now.Add(watchDelay)
 	if !end.IsZero() && end.Before(d) {
 		d = end
 	}
-	c.nc.SetReadDeadline(d)
+	if dl := c.readDL; !dl.IsZero() && !dl.After(d) && dl.Sub(now) >= watchDelay/2 {
+		return
+	}
+	c.setReadDeadline(d)
 }
 
 // connReader is what a connection's bufio.Reader reads from: the
@@ -205,12 +293,17 @@ func (r *connReader) Read(p []byte) (int, error) {
 			return n, cerr
 		}
 		c.stop = context.AfterFunc(c.ctx, c.abortFn)
-		c.nc.SetReadDeadline(c.phaseEnd)
+		c.setReadDeadline(c.phaseEnd)
 		if n > 0 {
 			return n, nil
 		}
 	}
 }
+
+// errIdle408 is the failure of an exchange on a reused connection whose
+// answer was a 408 Request Timeout: the backend timed the connection out.
+// It wraps io.EOF, as a connection the backend closed unanswered does.
+var errIdle408 = fmt.Errorf("h1: reading response: 408 Request Timeout on a reused connection: %w", io.EOF)
 
 // fail closes the connection after a failed exchange and returns err, or
 // the context's error if the context closed it.
@@ -230,15 +323,17 @@ func (c *conn) fail(ctx context.Context, err error) error {
 // roundTrip writes the request (buf holds its head, and the body if inline)
 // and reads the response head. retry reports whether the request may be
 // sent again on another connection: this reused one failed before the
-// backend saw anything, or before it answered anything to a replayable
-// request.
+// backend saw anything, or before it answered anything (or only a 408) to
+// a replayable request.
 //
 // Unless keep is set, w is given back to its pool once written.
-func (c *conn) roundTrip(ctx context.Context, now time.Time, req *Request, buf []byte, f framing, inline, replayable, keep bool, w *writeBuf) (res *http.Response, err error, retry bool) {
+func (c *conn) roundTrip(ctx context.Context, req *Request, buf []byte, f framing, inline, replayable, keep bool, w *writeBuf) (res *http.Response, err error, retry bool) {
 	async := f.body && !inline
 	if async || f.expect {
 		c.watch(ctx)
-		c.nc.SetReadDeadline(time.Time{}) // one may be left from the last exchange
+		if !c.readDL.IsZero() { // left from the last exchange
+			c.setReadDeadline(time.Time{})
+		}
 	}
 	if n, err := c.nc.Write(buf); err != nil {
 		return nil, c.fail(ctx, fmt.Errorf("h1: writing request: %w", err)), c.reused && n == 0
@@ -253,17 +348,17 @@ func (c *conn) roundTrip(ctx context.Context, now time.Time, req *Request, buf [
 		// RFC 9110 §10.1.1: wait a little for the backend's 100 Continue
 		// (or a final answer) before sending the body.
 		expectUntil = time.Now().Add(c.t.opt.ExpectContinueTimeout)
-		c.nc.SetReadDeadline(expectUntil)
+		c.setReadDeadline(expectUntil)
 		if _, err := c.br.Peek(1); err != nil {
 			if !isTimeout(err) || c.aborted.Load() {
 				return nil, c.fail(ctx, fmt.Errorf("h1: reading response: %w", err)), false
 			}
-			c.nc.SetReadDeadline(time.Time{})
+			c.setReadDeadline(time.Time{})
 			c.startWriter(req, f)
 		} else if rht > 0 {
-			c.nc.SetReadDeadline(time.Now().Add(rht))
+			c.setReadDeadline(time.Now().Add(rht))
 		} else {
-			c.nc.SetReadDeadline(time.Time{})
+			c.setReadDeadline(time.Time{})
 		}
 	case async:
 		c.startWriter(req, f) // it sets the head deadline once the body is written
@@ -271,7 +366,7 @@ func (c *conn) roundTrip(ctx context.Context, now time.Time, req *Request, buf [
 		// The response-header timeout runs from the end of the write, not
 		// from the start of the exchange: a dial, a wait for a free
 		// connection or a slow client body is not the backend being slow.
-		now = time.Now()
+		now := time.Now()
 		var end time.Time
 		if rht > 0 {
 			end = now.Add(rht)
@@ -288,7 +383,7 @@ func (c *conn) roundTrip(ctx context.Context, now time.Time, req *Request, buf [
 				// An informational response other than 100 (a 103) came,
 				// then nothing: the wait for 100 Continue is over, as if
 				// nothing had come; send the body.
-				c.nc.SetReadDeadline(time.Time{})
+				c.setReadDeadline(time.Time{})
 				c.startWriter(req, f)
 				continue
 			}
@@ -310,7 +405,7 @@ func (c *conn) roundTrip(ctx context.Context, now time.Time, req *Request, buf [
 			if f.expect && !c.writing {
 				// The head deadline now waits for the body: the writer
 				// sets it again once the body is written.
-				c.nc.SetReadDeadline(time.Time{})
+				c.setReadDeadline(time.Time{})
 				c.startWriter(req, f)
 			}
 		case req.Got1xx != nil:
@@ -320,7 +415,7 @@ func (c *conn) roundTrip(ctx context.Context, now time.Time, req *Request, buf [
 		}
 		if h.status != http.StatusContinue && f.expect && !c.writing {
 			// Still waiting for 100 Continue: only until the wait ends.
-			c.nc.SetReadDeadline(expectUntil)
+			c.setReadDeadline(expectUntil)
 		}
 		if req.ResponseHeader != nil {
 			// The 1xx response's fields were parsed into the final
@@ -328,11 +423,19 @@ func (c *conn) roundTrip(ctx context.Context, now time.Time, req *Request, buf [
 			clear(req.ResponseHeader)
 		}
 	}
+	if h.status == http.StatusRequestTimeout && c.reused && replayable && informational == 0 {
+		// A 408 on a reused connection is most often the backend timing
+		// the idle connection out before closing it (RFC 9110 §15.5.9),
+		// sent before the request came: no answer to it. And were it
+		// one, the client "MAY repeat that request".
+		return nil, c.fail(ctx, errIdle408), true
+	}
+	c.suspect = endsSuspect(req.method(), &h, informational, f)
 	switch {
 	case c.writing:
 		c.hmu.Lock()
 		c.headWait = false
-		c.nc.SetReadDeadline(time.Time{})
+		c.setReadDeadline(time.Time{})
 		c.hmu.Unlock()
 	case c.fast:
 		// The body has no deadline; the pending one installs the watch if
@@ -340,7 +443,7 @@ func (c *conn) roundTrip(ctx context.Context, now time.Time, req *Request, buf [
 		c.phaseEnd = time.Time{}
 	default:
 		c.phaseEnd = time.Time{}
-		c.nc.SetReadDeadline(time.Time{})
+		c.setReadDeadline(time.Time{})
 	}
 
 	res, err = c.response(ctx, rb, req.method(), req.Close, &h, f)
@@ -377,7 +480,7 @@ func (c *conn) response(ctx context.Context, rb *responseBody, method string, re
 		// The tunnel outlives the request context's watch and deadlines;
 		// its users close it.
 		c.fast, c.ctx = false, nil
-		c.nc.SetReadDeadline(time.Time{})
+		c.setReadDeadline(time.Time{})
 		if c.stop != nil {
 			stopped := c.stop()
 			c.stop = nil

@@ -30,19 +30,46 @@
 // away), through context.AfterFunc; a synchronous exchange installs that
 // watch only once it has run for watchDelay (100 ms), since most end sooner
 // and the watch costs five allocations: a client that leaves earlier is
-// noticed when the delay ends.
+// noticed when the delay ends. The read deadline that does it is set anew
+// only when the one the connection's last exchange left would expire
+// sooner than watchDelay/2 from now (or later than the wait may last): on
+// a busy connection the watch may come after 50 ms, and the deadline is set
+// once in 50 ms rather than for every request.
 //
 // Idle connections have no goroutine and no read buffer; one timer per
-// Transport closes those idle for too long. A pooled connection the backend
-// turns out to have closed (it answers nothing) is retried once on a new
-// connection when that is safe, as net/http does: when nothing was written,
-// or when the request is idempotent (RFC 9110 §9.2.2, or carries an
-// Idempotency-Key) and complete in the transport's buffer (no body, or a
-// small one). Before a request that could not be retried that way, and
-// before any request on a connection idle for a second or more, the
-// connection is checked for liveness (a non-blocking peek): closed by the
-// backend, or holding bytes it sent unasked (a 408 before closing), it is
-// discarded rather than used.
+// Transport closes those idle for too long. Bytes a backend sent unasked on
+// a pooled connection must never be taken for the next request's response
+// (another client's), and a pooled connection it closed should not fail a
+// request that could go elsewhere. Two things see to it:
+//
+//   - A reused connection the backend turns out to have closed (the
+//     request's write fails, or the backend answers nothing) is given up,
+//     and the request sent again, once, on a new connection when that is
+//     safe, as net/http does: when nothing was written, or when the request
+//     is replayable: idempotent (RFC 9110 §9.2.2, or carrying an
+//     Idempotency-Key) and complete in the transport's buffer (no body, or
+//     a small one). A 408 Request Timeout answering a replayable request
+//     on a reused connection is taken the same way: it is most often the
+//     backend timing the idle connection out before closing it, and RFC
+//     9110 §15.5.9 lets the client repeat the request.
+//   - Before it is reused, a pooled connection is checked (a non-blocking
+//     peek, one system call): closed by the backend, or holding bytes, it
+//     is discarded rather than used. The check runs only when it is needed
+//     (conn.needsCheck): before a request that is not replayable (or a
+//     second attempt), which could not be sent again; on a connection idle
+//     for a second or more (idleCheckAfter), by when a backend's keep-alive
+//     timeout may have closed it or sent a 408; and on a connection whose
+//     last exchange makes stray bytes likely (suspect, conn.endsSuspect): a
+//     response without a body by rule (to HEAD, 204, 304), after which a
+//     faulty backend may send a body all the same, or an exchange with 1xx
+//     responses or "Expect: 100-continue". A replayable request on a
+//     connection reused within the second after an ordinary response, the
+//     common case, costs no check: the retry covers a close, and a 408.
+//     Not looked for then: bytes a faulty backend sends late after an
+//     ordinary response (bytes that come with it close the connection at
+//     once); nor, ever, bytes that arrive between the check and the
+//     request's write. The check ignores the read deadline the last
+//     exchange left, so that none is cleared for it.
 //
 // Errors keep the shapes the proxy classifies: a failure to connect (dial,
 // TLS handshake, no free connection in time) is a *net.OpError with Op

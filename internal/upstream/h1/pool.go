@@ -14,19 +14,30 @@ import (
 type waiter struct{ ch chan *conn }
 
 // getConn returns a connection for an exchange, attached: the most recently
-// pooled one, unless fresh asks for a new one. A pooled connection is
-// checked before every reuse: the backend may have closed it, or sent bytes
+// pooled one, unless fresh asks for a new one; now is the time of the call,
+// replayable whether the request could be sent again on a new connection
+// (see Do).
+//
+// A pooled connection may have been closed by the backend, or hold bytes
 // nobody asked for (a 408 before closing, a body after a HEAD or 204
 // response), which must never be taken for the next request's response,
-// another client's. The check is one non-blocking peek (a system call).
-func (t *Transport) getConn(ctx context.Context, fresh bool) (*conn, error) {
+// another client's. It is checked (alive: a non-blocking peek, a system
+// call) before it is reused when needsCheck says so: it is suspect, the
+// request is not replayable, or it idled for idleCheckAfter. Otherwise the
+// exchange finds out, and Do retries on a new connection.
+//
+// Before it waits (for a free connection at MaxConns, or for a dial) it
+// gives w's buffer back, if w is not nil (the buffer holds only a head),
+// so that thousands of requests waiting for connections do not hold a
+// write buffer each; the caller builds the head again.
+func (t *Transport) getConn(ctx context.Context, now time.Time, fresh, replayable bool, w *writeBuf) (*conn, error) {
 	if !fresh {
 		for {
-			c := t.popIdle()
+			c := t.popIdle(now)
 			if c == nil {
 				break
 			}
-			if !c.alive() {
+			if c.needsCheck(now, replayable) && !c.alive() {
 				c.close()
 				continue
 			}
@@ -34,14 +45,17 @@ func (t *Transport) getConn(ctx context.Context, fresh bool) (*conn, error) {
 			return c, nil
 		}
 	}
+	if w != nil {
+		w.put()
+	}
 	c, err := t.reserve(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if c != nil { // handed over by an exchange that ended
-		if !c.alive() {
+		if c.needsCheck(time.Now(), replayable) && !c.alive() {
 			c.close()
-			return t.getConn(ctx, true)
+			return t.getConn(ctx, now, true, replayable, w)
 		}
 		c.attach()
 		return c, nil
@@ -56,12 +70,8 @@ func (t *Transport) getConn(ctx context.Context, fresh bool) (*conn, error) {
 }
 
 // popIdle takes the most recently pooled connection that has not idled too
-// long, closing those that have.
-func (t *Transport) popIdle() *conn {
-	var now time.Time
-	if t.opt.IdleConnTimeout > 0 {
-		now = time.Now()
-	}
+// long at now, closing those that have.
+func (t *Transport) popIdle(now time.Time) *conn {
 	t.mu.Lock()
 	for n := len(t.idle); n > 0; n = len(t.idle) {
 		c := t.idle[n-1]
@@ -89,6 +99,7 @@ func (t *Transport) popIdle() *conn {
 // waiting request.
 func (t *Transport) putIdle(c *conn) {
 	now := time.Now()
+	c.idleAt = now
 	t.mu.Lock()
 	if len(t.waiters) > 0 {
 		w := t.waiters[0]
@@ -102,7 +113,6 @@ func (t *Transport) putIdle(c *conn) {
 		c.close()
 		return
 	}
-	c.idleAt = now
 	t.idle = append(t.idle, c)
 	if !t.sweeping && t.opt.IdleConnTimeout > 0 {
 		t.sweeping = true

@@ -125,12 +125,16 @@ func (t *Transport) Do(req *Request) (*http.Response, error) {
 	// A small body of known length goes with the head, in one write.
 	inline := f.body && !f.chunked && !f.expect && f.length <= int64(cap(w.buf)-len(w.buf))
 	// Complete in the buffer, an idempotent request may be sent again after
-	// a reused connection turned out to be closed by the backend.
+	// a reused connection turned out to be closed by the backend. One that
+	// cannot (nor a second attempt) has a pooled connection checked first.
 	replayable := (!f.body || inline) && req.idempotent()
 	headLen := len(w.buf)
 	for attempt := 0; ; attempt++ {
-		now := time.Now()
-		c, err := t.getConn(ctx, attempt > 0)
+		spare := &w // the first attempt's buffer holds the head alone
+		if attempt > 0 {
+			spare = nil // it may hold a small body read from the client
+		}
+		c, err := t.getConn(ctx, time.Now(), attempt > 0, replayable && attempt == 0, spare)
 		if err != nil {
 			return nil, err
 		}
@@ -155,7 +159,7 @@ func (t *Transport) Do(req *Request) (*http.Response, error) {
 		// body a second time; a head alone is rebuilt. While the response
 		// is awaited, the buffer serves other requests.
 		keep := inline && replayable && c.reused && attempt == 0
-		res, err, retry := c.roundTrip(ctx, now, req, w.buf, f, inline, replayable, keep, &w)
+		res, err, retry := c.roundTrip(ctx, req, w.buf, f, inline, replayable, keep, &w)
 		if err == nil {
 			return res, nil
 		}

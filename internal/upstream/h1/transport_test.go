@@ -955,7 +955,10 @@ func TestConcurrentUse(t *testing.T) {
 
 // TestUnsolicitedResponseOnIdleConnection: a backend that sends a 408 on
 // a connection idle in the pool, then closes it. The next request, even a
-// replayable one, must not take that 408 for its answer.
+// replayable one, must not take that 408 for its answer: this one, a GET
+// on a connection reused within idleCheckAfter, is not checked first; it
+// takes the 408 on a reused connection for the backend timing it out, and
+// is sent again on a new connection.
 func TestUnsolicitedResponseOnIdleConnection(t *testing.T) {
 	s := testbackend.Raw(t, func(c net.Conn, br *bufio.Reader) {
 		if _, err := http.ReadRequest(br); err != nil {
@@ -1002,7 +1005,8 @@ func TestClose(t *testing.T) {
 // HEAD with a Content-Length and then, wrongly, sends a body (here a whole
 // forged response) a moment later, after the connection went back to the
 // pool. The next request on that connection must not take those bytes for
-// its answer: the pooled connection is checked before every reuse.
+// its answer: a connection is checked before its reuse after a HEAD (it is
+// suspect; see also TestLateBytesNeverReachTheNextRequest).
 func TestLateBytesAfterResponseNeverReachTheNextRequest(t *testing.T) {
 	sent := make(chan struct{})
 	s := testbackend.Raw(t, func(c net.Conn, br *bufio.Reader) {
