@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime"
 	"strings"
 	"sync"
@@ -68,6 +69,13 @@ type conn struct {
 	copying  bool
 	headCopy []byte
 
+	// The fast path's reusable parts (fastparse.go).
+	fast      fastHead
+	reqHeader http.Header
+	vals      [32]string
+	url       url.URL
+	tmpl      http.Request
+
 	// Background read (context.go); guarded by mu where noted.
 	mu         sync.Mutex
 	cur        *requestContext // mu: the request being served
@@ -80,6 +88,10 @@ type conn struct {
 	bgByte     [1]byte
 	hasByte    bool // bgByte holds the next request's first byte
 	broken     bool // the connection cannot serve another request
+	afterPost  bool // the last request was a POST
+	// userDeadline: the handler set a read deadline (ResponseController),
+	// which the body's first read must not clear.
+	userDeadline atomic.Bool
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -269,6 +281,8 @@ func (c *conn) serveRequest(first bool) bool {
 		c.reply(status, msg)
 		return false
 	}
+	c.afterPost = req.Method == http.MethodPost
+	c.userDeadline.Store(false)
 	w := &c.res
 	w.reset(req)
 	rc := &requestContext{parent: c.ctx, c: c}
@@ -278,7 +292,7 @@ func (c *conn) serveRequest(first bool) bool {
 	c.mu.Unlock()
 	var body *requestBody
 	if req.Body != http.NoBody {
-		body = &requestBody{rc: req.Body, c: c, continueWanted: expectsContinue(req)}
+		body = &requestBody{rc: req.Body, c: c, continueWanted: req.ProtoAtLeast(1, 1) && expectsContinue(req)}
 		req.Body = body
 	}
 	req = req.WithContext(rc)
@@ -294,21 +308,62 @@ func (c *conn) serveRequest(first bool) bool {
 	case aborted:
 		w.flushOnAbort()
 		c.endRequest(rc)
+		c.dropBody(body)
 		return false
 	}
 	w.finish()
 	c.endRequest(rc)
 	if w.err != nil || w.closeAfter || c.broken {
+		c.dropBody(body)
 		return false
 	}
 	return body == nil || c.finishBody(body)
 }
 
+// dropBody ends the body of a request after which the connection closes:
+// closing first ends a read a reader left behind may be blocked in, and
+// the read buffer is not recycled under it.
+func (c *conn) dropBody(b *requestBody) {
+	if b != nil {
+		c.rwc.Close()
+		b.end()
+	}
+}
+
 // readRequest reads a request head within the limits and timeouts, and
 // counts its Host fields (net/http's parser folds them into Request.Host).
-func (c *conn) readRequest(first bool) (req *http.Request, hosts int, err error) {
+func (c *conn) readRequest(first bool) (req *http.Request, hosts hostFields, err error) {
 	s := c.srv
 	buffered, _ := c.br.Peek(c.br.Buffered())
+	if c.afterPost {
+		// RFC 9112 §2.2: old clients send an extra CRLF after a POST
+		// body; ignore it, as net/http's server does.
+		n := 0
+		for n < len(buffered) && n < 4 && (buffered[n] == '\r' || buffered[n] == '\n') {
+			n++
+		}
+		c.br.Discard(n)
+		buffered = buffered[n:]
+		if len(buffered) == 0 {
+			if _, err := c.br.Peek(1); err != nil {
+				return nil, hostFields{}, err
+			}
+			buffered, _ = c.br.Peek(c.br.Buffered())
+		}
+	}
+	if c.reqHeader == nil {
+		c.reqHeader = make(http.Header, 16)
+	}
+	clear(c.reqHeader) // the last request's fields
+	f := &c.fast
+	*f = fastHead{}
+	if parseFast(buffered, f, c.reqHeader, c.vals[:]) {
+		if f.size > s.maxHeaderBytes() {
+			return nil, hostFields{}, c.headTooLarge(buffered)
+		}
+		c.br.Discard(f.size)
+		return c.fastRequest(f), hostFields{f.hosts, f.host}, nil
+	}
 	complete := completeHead(buffered)
 	if !first && s.ReadHeaderTimeout > 0 && !complete {
 		c.setReadDeadline(s.ReadHeaderTimeout)
@@ -323,7 +378,7 @@ func (c *conn) readRequest(first bool) (req *http.Request, hosts int, err error)
 	req, err = http.ReadRequest(c.br)
 	c.limit = -1
 	if err != nil {
-		return nil, 0, err
+		return nil, hostFields{}, err
 	}
 	// What the parser took of the bytes it had is the head.
 	head := buffered
@@ -335,17 +390,71 @@ func (c *conn) readRequest(first bool) (req *http.Request, hosts int, err error)
 	if cap(c.headCopy) > readBufSize {
 		c.headCopy = nil // a rare long head: do not keep its copy
 	}
+	if len(head) > s.maxHeaderBytes() {
+		// Read whole before the limit was set (a first read takes up to
+		// the buffer's size): the limit is exact all the same.
+		return nil, hostFields{}, c.headTooLarge(head)
+	}
 	return req, countHost(head), nil
 }
+
+// Errors of a complete head over MaxHeaderBytes: its request line alone is
+// too long (414), or the whole (431).
+var (
+	errHeadTooLarge = errors.New("h1server: request head too large")
+	errLineTooLong  = errors.New("h1server: request line too long")
+)
+
+func (c *conn) headTooLarge(head []byte) error {
+	if i := bytes.IndexByte(head, '\n'); i < 0 || i+1 > c.srv.maxHeaderBytes() {
+		return errLineTooLong
+	}
+	return errHeadTooLarge
+}
+
+// fastRequest makes the request parseFast read, from the connection's
+// reusable parts: the header map, the URL and a Request the handler gets a
+// copy of (Request.WithContext).
+func (c *conn) fastRequest(f *fastHead) *http.Request {
+	c.url = url.URL{Path: f.path, RawQuery: f.query}
+	r := &c.tmpl
+	*r = http.Request{
+		Method:     f.method,
+		URL:        &c.url,
+		Proto:      protos[f.minor],
+		ProtoMajor: 1,
+		ProtoMinor: f.minor,
+		Header:     c.reqHeader,
+		Body:       http.NoBody,
+		Close:      f.close,
+		Host:       f.host,
+		RequestURI: f.target,
+	}
+	if f.contentLength > 0 {
+		r.ContentLength = f.contentLength
+		r.Body = &fixedBody{c: c, n: f.contentLength}
+	}
+	return r
+}
+
+var protos = [2]string{"HTTP/1.0", "HTTP/1.1"}
 
 // completeHead reports whether b holds the end of a request head.
 func completeHead(b []byte) bool {
 	return bytes.Contains(b, []byte("\r\n\r\n")) || bytes.Contains(b, []byte("\n\n"))
 }
 
-// countHost counts the Host field lines of a request head.
-func countHost(head []byte) int {
-	n := 0
+// hostFields is what checkRequest needs of a head's Host fields: how many
+// there are and the first one's value (net/http's parser folds them into
+// Request.Host, which an absolute-form target overrides).
+type hostFields struct {
+	n     int
+	first string
+}
+
+// countHost finds the Host field lines of a request head.
+func countHost(head []byte) hostFields {
+	var h hostFields
 	for len(head) > 0 {
 		i := bytes.IndexByte(head, '\n')
 		if i < 0 {
@@ -353,26 +462,32 @@ func countHost(head []byte) int {
 		}
 		head = head[i+1:]
 		if len(head) >= 5 && (head[0]|0x20) == 'h' && (head[1]|0x20) == 'o' && (head[2]|0x20) == 's' && (head[3]|0x20) == 't' && head[4] == ':' {
-			n++
+			if h.n++; h.n == 1 {
+				line := head[5:]
+				if j := bytes.IndexByte(line, '\n'); j >= 0 {
+					line = line[:j]
+				}
+				h.first = strings.Trim(string(line), " \t\r")
+			}
 		}
 	}
-	return n
+	return h
 }
 
 // checkRequest applies the rules net/http's server adds to its parser:
 // HTTP/1.x only, one valid Host (required from HTTP/1.1 on), valid field
 // names and values, and no Expect but 100-continue. It returns the status
 // of the error reply, or 0.
-func checkRequest(req *http.Request, hosts int) (int, string) {
+func checkRequest(req *http.Request, hosts hostFields) (int, string) {
 	if req.ProtoMajor != 1 {
 		return http.StatusHTTPVersionNotSupported, ""
 	}
 	switch {
-	case req.ProtoAtLeast(1, 1) && hosts == 0 && req.Method != http.MethodConnect:
+	case req.ProtoAtLeast(1, 1) && hosts.n == 0 && req.Method != http.MethodConnect:
 		return http.StatusBadRequest, "missing required Host header"
-	case hosts > 1:
+	case hosts.n > 1:
 		return http.StatusBadRequest, "too many Host headers"
-	case !httpguts.ValidHostHeader(req.Host):
+	case hosts.n == 1 && !httpguts.ValidHostHeader(hosts.first):
 		return http.StatusBadRequest, "malformed Host header"
 	}
 	for k, vv := range req.Header {
@@ -402,13 +517,18 @@ func expectsContinue(req *http.Request) bool {
 // be answered at all.
 func (c *conn) replyReadError(err error) {
 	switch {
+	case err == errHeadTooLarge:
+		c.reply(http.StatusRequestHeaderFieldsTooLarge, "")
+	case err == errLineTooLong:
+		c.reply(http.StatusRequestURITooLong, "")
 	case c.hitLimit && !c.lineEnd:
 		c.reply(http.StatusRequestURITooLong, "")
 	case c.hitLimit:
 		c.reply(http.StatusRequestHeaderFieldsTooLarge, "")
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), isNetError(err):
 		// The client went away or timed out mid-head: nobody to answer.
-	case strings.Contains(err.Error(), "unsupported transfer encoding"):
+	case strings.Contains(err.Error(), "unsupported transfer encoding"), strings.Contains(err.Error(), "too many transfer encodings"):
+		// net/http's unsupportedTEError, which its server answers so.
 		c.reply(http.StatusNotImplemented, "")
 	default:
 		c.reply(http.StatusBadRequest, "")
@@ -456,18 +576,23 @@ func (c *conn) runHandler(w *response, req *http.Request) (aborted bool) {
 // waits to send (Expect: 100-continue, never asked for), ends the
 // connection instead.
 func (c *conn) finishBody(b *requestBody) bool {
+	// A reader left behind by the handler may be waiting for the client:
+	// the deadline bounds its wait, and end waits for it.
+	c.setReadDeadline(c.srv.ReadHeaderTimeout)
+	b.end()
 	if b.sawEOF {
 		return true
 	}
-	if b.continueWanted && !b.continueSent {
+	if b.continueWanted && !b.continueSent || b.err != nil {
 		return false
 	}
-	if b.err != nil {
-		return false
-	}
-	c.setReadDeadline(c.srv.ReadHeaderTimeout)
-	n, err := io.CopyN(io.Discard, b, maxDiscard+1)
+	n, err := io.CopyN(io.Discard, readerFunc(b.read), maxDiscard+1)
 	return n <= maxDiscard && err == io.EOF
 }
+
+// readerFunc makes a read method an io.Reader.
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
 
 var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufSize) }}

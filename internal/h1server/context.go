@@ -3,6 +3,7 @@ package h1server
 import (
 	"context"
 	"io"
+	"net/http"
 	"sync"
 	"time"
 )
@@ -151,9 +152,16 @@ func (c *conn) stopBackgroundRead() {
 // requestBody is the handler's view of the request body: it sends
 // 100 Continue before the first read when the client waits for it, and
 // tells the connection when the body has been read to its end.
+//
+// The handler's reader may outlive the handler (the backend client's body
+// writer can still be reading when the backend answered early): once the
+// handler has returned, the connection closes the body (end), after which
+// reads fail, so that they never touch the next request's bytes.
 type requestBody struct {
-	rc             io.ReadCloser // net/http's framing reader
+	rc             io.ReadCloser // the framing reader (fixedBody or net/http's)
 	c              *conn
+	mu             sync.Mutex // held by a read; end waits for it
+	ended          bool
 	continueWanted bool
 	continueSent   bool
 	started        bool
@@ -162,6 +170,23 @@ type requestBody struct {
 }
 
 func (b *requestBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ended {
+		return 0, http.ErrBodyReadAfterClose
+	}
+	return b.read(p)
+}
+
+// end makes later reads fail. It waits for a read in progress, which the
+// caller bounds with a read deadline.
+func (b *requestBody) end() {
+	b.mu.Lock()
+	b.ended = true
+	b.mu.Unlock()
+}
+
+func (b *requestBody) read(p []byte) (int, error) {
 	if b.sawEOF {
 		return 0, io.EOF
 	}
@@ -171,8 +196,10 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	if !b.started {
 		b.started = true
 		// The deadline armed for the wait for this request must not
-		// bound its body; the handler sets its own.
-		b.c.rwc.SetReadDeadline(time.Time{})
+		// bound its body, unless the handler set one of its own.
+		if !b.c.userDeadline.Load() {
+			b.c.rwc.SetReadDeadline(time.Time{})
+		}
 		if b.continueWanted {
 			if err := b.c.res.writeContinue(); err != nil {
 				b.err = err

@@ -177,7 +177,8 @@ func (w *response) commit(final bool) {
 	switch {
 	case w.bodyless:
 	case w.length >= 0:
-	case final:
+	case final && (len(h["Trailer"]) == 0 || !w.client11):
+		// (Announced trailers need the chunked coding.)
 		w.length = int64(len(w.pend))
 		addLength = true
 	case w.client11:
@@ -369,7 +370,11 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return c.rwc, bufio.NewReadWriter(c.br, bufio.NewWriter(c.rwc)), nil
 }
 
-func (w *response) SetReadDeadline(t time.Time) error  { return w.c.rwc.SetReadDeadline(t) }
+func (w *response) SetReadDeadline(t time.Time) error {
+	w.c.userDeadline.Store(true)
+	return w.c.rwc.SetReadDeadline(t)
+}
+
 func (w *response) SetWriteDeadline(t time.Time) error { return w.c.rwc.SetWriteDeadline(t) }
 
 // EnableFullDuplex: reading the request body while writing the response

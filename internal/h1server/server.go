@@ -44,11 +44,10 @@ type Server struct {
 	mu        sync.Mutex
 	conns     map[*conn]struct{}
 	listeners map[net.Listener]struct{}
-	h2        *handoffListener
-	h2once    sync.Once
+	h2        *handoffListener // mu; set once by the first Serve
 	shutting  atomic.Bool
 	open      atomic.Int64  // connections being served
-	done      chan struct{} // closed when the last connection ends during a shutdown
+	done      chan struct{} // mu; made by the first Shutdown, closed when no connection is left
 }
 
 // DefaultMaxHeaderBytes is the head limit when MaxHeaderBytes is 0.
@@ -151,32 +150,36 @@ func (s *Server) remove(c *conn) {
 	if _, ok := s.conns[c]; ok {
 		delete(s.conns, c)
 		s.open.Add(-1)
-	}
-	if len(s.conns) == 0 && s.done != nil {
-		close(s.done)
-		s.done = nil
+		if len(s.conns) == 0 && s.done != nil {
+			close(s.done) // once: the last connection goes once
+		}
 	}
 	s.mu.Unlock()
 }
 
-// startHTTP2 starts the HTTP/2 server on the hand-off listener, once.
+// startHTTP2 starts the HTTP/2 server on the hand-off listener, once, and
+// not after a shutdown began (which would leave it running).
 func (s *Server) startHTTP2() {
 	if s.HTTP2 == nil {
 		return
 	}
-	s.h2once.Do(func() {
-		s.h2 = newHandoffListener()
-		go func() { _ = s.HTTP2.Serve(s.h2) }()
-	})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.h2 != nil || s.shutting.Load() {
+		return
+	}
+	h2 := newHandoffListener()
+	s.h2 = h2
+	go func() { _ = s.HTTP2.Serve(h2) }()
 }
 
 // handOver gives an HTTP/2 connection to the HTTP/2 server; false if there
 // is none (or it is shutting down).
 func (s *Server) handOver(nc net.Conn) bool {
-	if s.h2 == nil {
-		return false
-	}
-	return s.h2.give(nc)
+	s.mu.Lock()
+	h2 := s.h2
+	s.mu.Unlock()
+	return h2 != nil && h2.give(nc)
 }
 
 // Shutdown stops accepting connections, closes idle ones, and waits until
@@ -189,14 +192,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for ln := range s.listeners {
 		ln.Close()
 	}
-	var done chan struct{}
-	if len(s.conns) > 0 {
-		done = make(chan struct{})
-		s.done = done
+	if s.done == nil {
+		// One channel for every Shutdown call, closed once.
+		s.done = make(chan struct{})
+		if len(s.conns) == 0 {
+			close(s.done)
+		}
 	}
+	done := s.done
+	h2 := s.h2
 	s.mu.Unlock()
 	var h2err chan error
-	if s.h2 != nil {
+	if h2 != nil {
 		h2err = make(chan error, 1)
 		go func() { h2err <- s.HTTP2.Shutdown(ctx) }()
 	}
@@ -253,8 +260,9 @@ func (s *Server) Close() error {
 	for c := range s.conns {
 		c.rwc.Close()
 	}
+	h2 := s.h2
 	s.mu.Unlock()
-	if s.h2 != nil {
+	if h2 != nil {
 		return s.HTTP2.Close()
 	}
 	return nil

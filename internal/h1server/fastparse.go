@@ -1,0 +1,272 @@
+package h1server
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/textproto"
+	"strings"
+)
+
+// The fast path. Most requests are of one plain kind: a common method, an
+// origin-form target, HTTP/1.1 or 1.0, field lines in canonical syntax
+// ending in CRLF, no body or a Content-Length one, the whole head in the
+// read buffer. parseFast reads those in place, into maps and values the
+// connection reuses, with one allocation (the head's string). Anything else
+// -- any doubt at all: a Transfer-Encoding, a repeated Content-Length, an
+// obs-fold, a bare LF, a byte outside printable ASCII, a percent-escaped
+// path, an Expect -- is left to net/http's http.ReadRequest, which parses the
+// same bytes again. So what the fast path accepts, it must read exactly as
+// net/http does; FuzzFastParse checks that on arbitrary input.
+
+// fastHead is the result of parseFast.
+type fastHead struct {
+	method, target string
+	minor          int
+	path, query    string
+	host           string
+	hosts          int
+	contentLength  int64 // 0 without a Content-Length
+	close          bool
+	size           int // bytes of the head, the empty line included
+}
+
+// fastMethods are the methods the fast path takes; others are rare enough
+// for net/http's parser.
+var fastMethods = [...]string{"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"}
+
+// maxFastFields bounds the field lines the fast path takes (net/http has no
+// count limit of its own, only the head's size).
+const maxFastFields = 100
+
+// parseFast parses the request head at the start of b into h, its fields
+// into header (empty; the values share the array vals while it lasts). It
+// reports false, with header possibly half-filled, for anything it does not
+// take.
+func parseFast(b []byte, h *fastHead, header http.Header, vals []string) bool {
+	end := bytes.Index(b, []byte("\r\n\r\n"))
+	if end < 0 {
+		return false
+	}
+	h.size = end + 4
+	s := string(b[:end+2]) // every line with its CRLF
+	nl := strings.Index(s, "\r\n")
+	if !parseRequestLine(s[:nl], h) {
+		return false
+	}
+	s = s[nl+2:]
+	var connection []string
+	fields := 0
+	for s != "" {
+		nl := strings.Index(s, "\r\n")
+		line := s[:nl]
+		s = s[nl+2:]
+		if fields++; fields > maxFastFields {
+			return false
+		}
+		name, value, ok := splitFastField(line)
+		if !ok {
+			return false
+		}
+		key := textproto.CanonicalMIMEHeaderKey(name)
+		switch key {
+		case "Host":
+			if h.hosts++; h.hosts > 1 {
+				return false
+			}
+			h.host = value
+			continue // net/http's ReadRequest keeps it in Request.Host only
+		case "Content-Length":
+			if _, dup := header[key]; dup {
+				return false
+			}
+			n, ok := parseDigits(value)
+			if !ok {
+				return false
+			}
+			h.contentLength = n
+		case "Connection":
+			connection = append(connection, value)
+		case "Transfer-Encoding", "Expect", "Trailer", "Pragma":
+			// Framing, 100 Continue, trailers, and the Pragma that
+			// net/http turns into Cache-Control: its parser's business.
+			return false
+		}
+		if vv, ok := header[key]; ok {
+			header[key] = append(vv, value)
+		} else if len(vals) > 0 {
+			vals[0] = value
+			header[key] = vals[:1:1]
+			vals = vals[1:]
+		} else {
+			header[key] = []string{value}
+		}
+	}
+	for _, v := range connection {
+		if strings.IndexByte(v, '"') >= 0 {
+			return false // quoted tokens: leave them to net/http
+		}
+	}
+	hasClose := hasListToken(connection, "close")
+	if h.minor == 0 {
+		h.close = hasClose || !hasListToken(connection, "keep-alive")
+	} else {
+		h.close = hasClose
+	}
+	return true
+}
+
+// parseRequestLine parses "METHOD /target HTTP/1.x".
+func parseRequestLine(line string, h *fastHead) bool {
+	sp := strings.IndexByte(line, ' ')
+	if sp <= 0 {
+		return false
+	}
+	method := line[:sp]
+	h.method = ""
+	for _, m := range fastMethods {
+		if method == m {
+			h.method = m
+			break
+		}
+	}
+	if h.method == "" {
+		return false
+	}
+	rest := line[sp+1:]
+	sp = strings.IndexByte(rest, ' ')
+	if sp <= 0 {
+		return false
+	}
+	target, version := rest[:sp], rest[sp+1:]
+	switch version {
+	case "HTTP/1.1":
+		h.minor = 1
+	case "HTTP/1.0":
+		h.minor = 0
+	default:
+		return false
+	}
+	if target[0] != '/' {
+		return false
+	}
+	q := -1
+	for i := 0; i < len(target); i++ {
+		switch c := target[i]; {
+		case c <= ' ' || c >= 0x7f || c == '#':
+			return false
+		case c == '?' && q < 0:
+			q = i
+		case c == '%' && q < 0:
+			return false // an escaped path: url.ParseRequestURI unescapes it
+		}
+	}
+	h.target = target
+	if q < 0 {
+		h.path, h.query = target, ""
+	} else {
+		if q == len(target)-1 {
+			return false // "/p?": net/url sets ForceQuery
+		}
+		h.path, h.query = target[:q], target[q+1:]
+	}
+	return true
+}
+
+// splitFastField splits "Name: value": a token name right before the
+// colon, the value without surrounding spaces and tabs, made of printable
+// ASCII and tabs only.
+func splitFastField(line string) (name, value string, ok bool) {
+	colon := strings.IndexByte(line, ':')
+	if colon <= 0 {
+		return "", "", false
+	}
+	name = line[:colon]
+	for i := 0; i < len(name); i++ {
+		if !isTokenByte(name[i]) {
+			return "", "", false
+		}
+	}
+	value = line[colon+1:]
+	for i := 0; i < len(value); i++ {
+		if c := value[i]; (c < ' ' && c != '\t') || c >= 0x7f {
+			return "", "", false
+		}
+	}
+	return name, strings.Trim(value, " \t"), true
+}
+
+// parseDigits parses 1 to 18 decimal digits.
+func parseDigits(s string) (int64, bool) {
+	if len(s) == 0 || len(s) > 18 {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// hasListToken reports whether comma-separated values hold token
+// (case-insensitive), as httpguts.HeaderValuesContainsToken does.
+func hasListToken(values []string, token string) bool {
+	for _, v := range values {
+		for elem := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.Trim(elem, " \t"), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func isTokenByte(c byte) bool {
+	return c < 0x80 && tokenBytes[c]
+}
+
+var tokenBytes = func() (t [128]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+		t[c-'a'+'A'] = true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+// fixedBody reads a request body of known length from the connection's
+// buffer, as net/http's body does: a connection that ends early is
+// io.ErrUnexpectedEOF.
+type fixedBody struct {
+	c *conn
+	n int64
+}
+
+func (b *fixedBody) Read(p []byte) (int, error) {
+	if b.n <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.n {
+		p = p[:b.n]
+	}
+	n, err := b.c.br.Read(p)
+	b.n -= int64(n)
+	if b.n == 0 {
+		return n, io.EOF
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
+}
+
+func (b *fixedBody) Close() error { return nil }

@@ -1,0 +1,95 @@
+package h1server
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+)
+
+// rawClient is a client connection driven byte by byte.
+type rawClient struct {
+	t       testing.TB
+	c       net.Conn
+	br      *bufio.Reader
+	writers sync.WaitGroup
+}
+
+// newRaw dials addr. At the end of the test the connection is closed, which
+// ends the writes of sendAsync, and those are waited for.
+func newRaw(t testing.TB, addr string) *rawClient {
+	r := &rawClient{t: t, c: dial(t, addr)}
+	r.br = bufio.NewReader(r.c)
+	t.Cleanup(func() {
+		r.c.Close()
+		r.writers.Wait()
+	})
+	return r
+}
+
+// sendAsync writes s beside the reads of the test, for requests the server
+// may answer before it has read them whole.
+func (r *rawClient) sendAsync(s string) {
+	r.writers.Go(func() { _, _ = io.WriteString(r.c, s) })
+}
+
+func (r *rawClient) send(s string) {
+	r.t.Helper()
+	if _, err := io.WriteString(r.c, s); err != nil {
+		r.t.Fatalf("write: %v", err)
+	}
+}
+
+// read reads one response (a 1xx included) to a request of method.
+func (r *rawClient) read(method string) resp {
+	r.t.Helper()
+	res, err := readResp(r.br, method)
+	if err != nil {
+		r.t.Fatalf("reading a response: %v (so far %s)", err, res)
+	}
+	return res
+}
+
+// readLine reads one line of the response stream, without its line end.
+func (r *rawClient) readLine() string {
+	r.t.Helper()
+	l, err := r.br.ReadString('\n')
+	if err != nil {
+		r.t.Fatalf("reading a line: %v (got %q)", err, l)
+	}
+	return strings.TrimRight(l, "\r\n")
+}
+
+// expectClosed checks that the server closed the connection, with nothing
+// more to read: the read returns at once (the server's close is the event).
+func (r *rawClient) expectClosed() {
+	r.t.Helper()
+	b, err := r.br.ReadByte()
+	switch {
+	case err == nil:
+		rest, _ := r.br.Peek(r.br.Buffered())
+		r.t.Fatalf("connection open, read %q", append([]byte{b}, rest...))
+	case isTimeout(err):
+		r.t.Fatalf("connection still open after %v", ioTimeout)
+	case !isClosed(err):
+		r.t.Fatalf("read: %v, want end of stream", err)
+	}
+}
+
+// expectOpen checks that the connection serves another request.
+func (r *rawClient) expectOpen() {
+	r.t.Helper()
+	r.send(probe)
+	if res := r.read("GET"); res.status != 200 || res.body != probeBody {
+		r.t.Fatalf("probe got %s", res)
+	}
+}
+
+// isClosed reports whether err means the peer closed the connection.
+func isClosed(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF)
+}
