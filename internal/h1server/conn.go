@@ -21,8 +21,6 @@ import (
 	"golang.org/x/net/http/httpguts"
 )
 
-var errTooManyFiles = syscall.EMFILE
-
 // Connection states, for Shutdown.
 const (
 	stateIdle   = iota // waiting for a request (or new)
@@ -86,9 +84,10 @@ type conn struct {
 	bgErr      error           // the background read's error (client gone)
 	bgDone     chan struct{}
 	bgByte     [1]byte
-	hasByte    bool // bgByte holds the next request's first byte
-	broken     bool // the connection cannot serve another request
-	afterPost  bool // the last request was a POST
+	hasByte    bool         // bgByte holds the next request's first byte
+	broken     bool         // the connection cannot serve another request
+	body       *requestBody // the current request's body, if any
+	afterPost  bool         // the last request was a POST
 	// userDeadline: the handler set a read deadline (ResponseController),
 	// which the body's first read must not clear.
 	userDeadline atomic.Bool
@@ -197,6 +196,10 @@ func (c *conn) serve() {
 // buffer is taken again for the request. The read deadline set before
 // bounds the wait.
 func (c *conn) waitIdle() error {
+	// Nor the last request's parts, which hold its head.
+	clear(c.reqHeader)
+	c.vals = [len(c.vals)]string{}
+	c.tmpl, c.url = http.Request{}, url.URL{}
 	if c.br != nil {
 		c.br.Reset(nil)
 		readers.Put(c.br)
@@ -292,12 +295,20 @@ func (c *conn) serveRequest(first bool) bool {
 	c.mu.Unlock()
 	var body *requestBody
 	if req.Body != http.NoBody {
-		body = &requestBody{rc: req.Body, c: c, continueWanted: req.ProtoAtLeast(1, 1) && expectsContinue(req)}
+		body = &requestBody{rc: req.Body, c: c, length: req.ContentLength,
+			continueWanted: req.ProtoAtLeast(1, 1) && expectsContinue(req)}
 		req.Body = body
 	}
-	req = req.WithContext(rc)
+	if req == &c.tmpl {
+		req = req.WithContext(rc) // the template is reused: the handler gets a copy
+	} else {
+		// net/http's body reader sets the trailers it reads in the
+		// Request it was made for: that must be the handler's.
+		*req = *req.WithContext(rc)
+	}
 	req.RemoteAddr = c.remoteAddr
 	w.req = req
+	c.body = body
 
 	aborted := c.runHandler(w, req)
 	switch {
@@ -313,22 +324,41 @@ func (c *conn) serveRequest(first bool) bool {
 	}
 	w.finish()
 	c.endRequest(rc)
+	w.req, c.body = nil, nil
 	if w.err != nil || w.closeAfter || c.broken {
 		c.dropBody(body)
 		return false
 	}
-	return body == nil || c.finishBody(body)
+	if body != nil && !c.finishBody(body) {
+		c.dropBody(body)
+		return false
+	}
+	return true
 }
 
-// dropBody ends the body of a request after which the connection closes:
-// closing first ends a read a reader left behind may be blocked in, and
-// the read buffer is not recycled under it.
+// dropBody ends the body of a request after which the connection closes,
+// if the body was not read to its end. A client still sending it would get
+// a reset for the unread bytes, which may destroy the response before it
+// reads it: the write side is closed first and the close delayed a little,
+// as net/http does. Closing ends a read a reader left behind may be blocked
+// in, and the read buffer is not recycled under it.
 func (c *conn) dropBody(b *requestBody) {
-	if b != nil {
-		c.rwc.Close()
-		b.end()
+	if b == nil {
+		return
 	}
+	if !b.sawEOF.Load() {
+		if cw, ok := c.rwc.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+			time.Sleep(rstAvoidanceDelay)
+		}
+	}
+	c.rwc.Close()
+	b.end()
 }
+
+// rstAvoidanceDelay is how long a connection closing with unread request
+// bytes waits after closing its write side (net/http: 500 ms).
+const rstAvoidanceDelay = 500 * time.Millisecond
 
 // readRequest reads a request head within the limits and timeouts, and
 // counts its Host fields (net/http's parser folds them into Request.Host).
@@ -362,7 +392,7 @@ func (c *conn) readRequest(first bool) (req *http.Request, hosts hostFields, err
 			return nil, hostFields{}, c.headTooLarge(buffered)
 		}
 		c.br.Discard(f.size)
-		return c.fastRequest(f), hostFields{f.hosts, f.host}, nil
+		return c.fastRequest(f), hostFields{n: f.hosts, first: f.host}, nil
 	}
 	complete := completeHead(buffered)
 	if !first && s.ReadHeaderTimeout > 0 && !complete {
@@ -448,8 +478,9 @@ func completeHead(b []byte) bool {
 // there are and the first one's value (net/http's parser folds them into
 // Request.Host, which an absolute-form target overrides).
 type hostFields struct {
-	n     int
-	first string
+	n      int
+	first  string
+	folded bool // the first continues on an obs-fold line: invalid
 }
 
 // countHost finds the Host field lines of a request head.
@@ -465,6 +496,7 @@ func countHost(head []byte) hostFields {
 			if h.n++; h.n == 1 {
 				line := head[5:]
 				if j := bytes.IndexByte(line, '\n'); j >= 0 {
+					h.folded = j+1 < len(line) && (line[j+1] == ' ' || line[j+1] == '\t')
 					line = line[:j]
 				}
 				h.first = strings.Trim(string(line), " \t\r")
@@ -487,7 +519,7 @@ func checkRequest(req *http.Request, hosts hostFields) (int, string) {
 		return http.StatusBadRequest, "missing required Host header"
 	case hosts.n > 1:
 		return http.StatusBadRequest, "too many Host headers"
-	case hosts.n == 1 && !httpguts.ValidHostHeader(hosts.first):
+	case hosts.n == 1 && (hosts.folded || !httpguts.ValidHostHeader(hosts.first)):
 		return http.StatusBadRequest, "malformed Host header"
 	}
 	for k, vv := range req.Header {
@@ -500,7 +532,7 @@ func checkRequest(req *http.Request, hosts hostFields) (int, string) {
 			}
 		}
 	}
-	if e := req.Header["Expect"]; len(e) > 0 && !expectsContinue(req) {
+	if e := req.Header.Get("Expect"); e != "" && !expectsContinue(req) {
 		return http.StatusExpectationFailed, ""
 	}
 	return 0, ""
@@ -509,8 +541,8 @@ func checkRequest(req *http.Request, hosts hostFields) (int, string) {
 // expectsContinue reports whether the client waits for 100 Continue before
 // it sends the body (only meaningful from HTTP/1.1 on, with a body).
 func expectsContinue(req *http.Request) bool {
-	e := req.Header["Expect"]
-	return len(e) == 1 && strings.EqualFold(e[0], "100-continue")
+	// As net/http: the token in the first Expect field.
+	return hasListToken([]string{req.Header.Get("Expect")}, "100-continue")
 }
 
 // replyReadError answers a request that could not be read, if anything can
@@ -577,18 +609,26 @@ func (c *conn) runHandler(w *response, req *http.Request) (aborted bool) {
 // connection instead.
 func (c *conn) finishBody(b *requestBody) bool {
 	// A reader left behind by the handler may be waiting for the client:
-	// the deadline bounds its wait, and end waits for it.
-	c.setReadDeadline(c.srv.ReadHeaderTimeout)
+	// the deadline bounds its wait (and the drain's), and end waits for it.
+	d := c.srv.ReadHeaderTimeout
+	if d <= 0 {
+		d = defaultDiscardTimeout
+	}
+	c.setReadDeadline(d)
 	b.end()
-	if b.sawEOF {
+	if b.sawEOF.Load() {
 		return true
 	}
-	if b.continueWanted && !b.continueSent || b.err != nil {
+	if b.continueWanted && !b.continueSent.Load() || b.err != nil {
 		return false
 	}
 	n, err := io.CopyN(io.Discard, readerFunc(b.read), maxDiscard+1)
 	return n <= maxDiscard && err == io.EOF
 }
+
+// defaultDiscardTimeout bounds the drain of an unread body when there is no
+// ReadHeaderTimeout to bound it with.
+const defaultDiscardTimeout = 10 * time.Second
 
 // readerFunc makes a read method an io.Reader.
 type readerFunc func([]byte) (int, error)

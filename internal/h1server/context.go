@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -70,7 +71,9 @@ func (rc *requestContext) String() string { return "h1server.requestContext" }
 func (c *conn) watch(rc *requestContext) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.cur != rc || c.bgRunning || c.bgWanted {
+	if c.cur != rc || c.bgRunning || c.bgWanted || c.hasByte {
+		// (A kept byte is the next request's start: the client is there,
+		// and a second read would overwrite it, as net/http notes too.)
 		return
 	}
 	if !c.bodyDone {
@@ -85,7 +88,7 @@ func (c *conn) bodyEnded() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.bodyDone = true
-	if c.bgWanted && !c.bgRunning && c.cur != nil {
+	if c.bgWanted && !c.bgRunning && c.cur != nil && !c.hasByte {
 		c.startBackgroundReadLocked()
 	}
 }
@@ -124,7 +127,6 @@ func (c *conn) endRequest(rc *requestContext) {
 	c.cur = nil
 	c.mu.Unlock()
 	c.stopBackgroundRead()
-	c.bgWanted = false
 	rc.cancel(context.Canceled)
 }
 
@@ -139,10 +141,12 @@ func (c *conn) stopBackgroundRead() {
 	if running {
 		c.rwc.SetReadDeadline(aLongTimeAgo)
 		<-c.bgDone
+		c.mu.Lock()
 		if c.bgErr != nil {
 			c.broken = true
 		}
 		c.bgRunning, c.bgStopping, c.bgWanted, c.bgErr = false, false, false, nil
+		c.mu.Unlock()
 		// The next wait for a request sets its own deadline; clear the
 		// past one in case it has none.
 		c.rwc.SetReadDeadline(time.Time{})
@@ -163,9 +167,11 @@ type requestBody struct {
 	mu             sync.Mutex // held by a read; end waits for it
 	ended          bool
 	continueWanted bool
-	continueSent   bool
+	continueSent   atomic.Bool
 	started        bool
-	sawEOF         bool
+	sawEOF         atomic.Bool  // (atomics: blocksReuse reads them while a read may hold mu)
+	n              atomic.Int64 // bytes read
+	length         int64        // the request's Content-Length; -1 if chunked
 	err            error
 }
 
@@ -183,11 +189,27 @@ func (b *requestBody) Read(p []byte) (int, error) {
 func (b *requestBody) end() {
 	b.mu.Lock()
 	b.ended = true
+	b.started = true // what is drained after keeps the connection's deadline
 	b.mu.Unlock()
 }
 
+// blocksReuse reports, when the response head is written, whether the
+// connection cannot serve another request after it because of the body:
+// the client waits for a 100 Continue it was never sent, or more of the
+// body is left than would be read and dropped (a chunked body's rest is
+// unknown: its drain decides later). The head then says Connection: close.
+func (b *requestBody) blocksReuse() bool {
+	if b.sawEOF.Load() {
+		return false
+	}
+	if b.continueWanted && !b.continueSent.Load() {
+		return true
+	}
+	return b.length > 0 && b.length-b.n.Load() > maxDiscard
+}
+
 func (b *requestBody) read(p []byte) (int, error) {
-	if b.sawEOF {
+	if b.sawEOF.Load() {
 		return 0, io.EOF
 	}
 	if b.err != nil {
@@ -205,12 +227,13 @@ func (b *requestBody) read(p []byte) (int, error) {
 				b.err = err
 				return 0, err
 			}
-			b.continueSent = true
+			b.continueSent.Store(true)
 		}
 	}
 	n, err := b.rc.Read(p)
+	b.n.Add(int64(n))
 	if err == io.EOF {
-		b.sawEOF = true
+		b.sawEOF.Store(true)
 		b.c.bodyEnded()
 	} else if err != nil {
 		b.err = err

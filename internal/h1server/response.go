@@ -37,14 +37,17 @@ type response struct {
 	wroteHeader bool // a final status was set
 	committed   bool // the head is written (to buf); set under conn.wmu
 	isHead      bool
-	bodyless    bool  // no body may be sent: HEAD, 204, 304, 1xx
-	length      int64 // the Content-Length sent, or -1
-	written     int64 // body bytes the handler wrote
-	chunked     bool
-	client11    bool // the client speaks HTTP/1.1 or later
-	closeAfter  bool // the connection ends after this response
-	hijacked    bool
-	err         error // first write error: the client is gone
+	bodyless    bool // no body may be sent: HEAD, 204, 304, 1xx
+	// handlerLength: the Content-Length in the header at WriteHeader is
+	// the body's framing; any other is left out of the head.
+	handlerLength bool
+	length        int64 // the Content-Length sent, or -1
+	written       int64 // body bytes the handler wrote
+	chunked       bool
+	client11      bool // the client speaks HTTP/1.1 or later
+	closeAfter    bool // the connection ends after this response
+	hijacked      bool
+	err           error // first write error: the client is gone
 
 	bp   *[]byte     // pooled buffer while a response is written
 	buf  []byte      // *bp: output not yet written
@@ -86,8 +89,7 @@ func (w *response) WriteHeader(code int) {
 	if cl := w.header["Content-Length"]; len(cl) == 1 {
 		if n, err := strconv.ParseInt(cl[0], 10, 64); err == nil && n >= 0 {
 			w.length = n
-		} else {
-			delete(w.header, "Content-Length")
+			w.handlerLength = true
 		}
 	}
 }
@@ -108,7 +110,7 @@ func (w *response) writeInformational(code int) {
 		return
 	}
 	b := appendStatusLine(w.getBuf(), true, code)
-	b = appendFields(b, w.header, "")
+	b = appendFields(b, w.header)
 	b = append(b, "\r\n"...)
 	w.buf = b
 	w.flushBuf()
@@ -186,11 +188,12 @@ func (w *response) commit(final bool) {
 	default:
 		w.closeAfter = true
 	}
-	if !w.closeAfter && h1.HasToken(h["Connection"], "close") || w.c.srv.shutting.Load() {
+	if !w.closeAfter && h1.HasToken(h["Connection"], "close") || w.c.srv.shutting.Load() ||
+		w.c.body != nil && w.c.body.blocksReuse() {
 		w.closeAfter = true
 	}
 	b := appendStatusLine(w.getBuf(), w.client11, w.status)
-	b = appendFields(b, h, "Transfer-Encoding")
+	b = w.appendHeadFields(b)
 	if addLength {
 		b = append(b, "Content-Length: "...)
 		b = strconv.AppendInt(b, w.length, 10)
@@ -366,6 +369,7 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	w.c.wmu.Lock()
 	w.hijacked = true
 	w.c.wmu.Unlock()
+	c.srv.remove(c) // Shutdown no longer waits for it: the new owner decides
 	c.rwc.SetDeadline(time.Time{})
 	return c.rwc, bufio.NewReadWriter(c.br, bufio.NewWriter(c.rwc)), nil
 }
@@ -381,12 +385,34 @@ func (w *response) SetWriteDeadline(t time.Time) error { return w.c.rwc.SetWrite
 // always works here.
 func (w *response) EnableFullDuplex() error { return nil }
 
-// appendFields appends the header fields but skip, without the trailer
-// fields set with http.TrailerPrefix. A CR or LF in a value (never from
-// the proxy's parsers) becomes a space, as in net/http.
-func appendFields(b []byte, h http.Header, skip string) []byte {
+// appendHeadFields appends the fields of the response head: the handler's,
+// but the framing ones the server decides (Transfer-Encoding, a
+// Content-Length set after WriteHeader) and the trailer fields (announced
+// in Trailer, or set with http.TrailerPrefix), which go after the body.
+func (w *response) appendHeadFields(b []byte) []byte {
+	trailers := w.header["Trailer"]
+	for k, vv := range w.header {
+		switch {
+		case k == "Transfer-Encoding", strings.HasPrefix(k, http.TrailerPrefix):
+			continue
+		case k == "Content-Length" && !w.handlerLength:
+			continue
+		case len(trailers) > 0 && k != "Trailer" && hasListToken(trailers, k):
+			continue
+		}
+		for _, v := range vv {
+			b = appendField(b, k, v)
+		}
+	}
+	return b
+}
+
+// appendFields appends the header fields, without the trailer fields set
+// with http.TrailerPrefix. A CR or LF in a value (never from the proxy's
+// parsers) becomes a space, as in net/http.
+func appendFields(b []byte, h http.Header) []byte {
 	for k, vv := range h {
-		if k == skip || strings.HasPrefix(k, http.TrailerPrefix) {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
 			continue
 		}
 		for _, v := range vv {

@@ -450,11 +450,11 @@ func TestFullDuplex(t *testing.T) {
 	})})
 	for range 20 {
 		c := newRaw(t, addr)
-		c.send("POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello")
+		// (Without Expect: a client waiting for 100 Continue whose body
+		// is not read when the head goes out gets Connection: close, as
+		// from net/http.)
+		c.send("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello")
 		res := c.read("POST")
-		if res.status == 100 {
-			res = c.read("POST")
-		}
 		if res.status != 200 || res.body != "part0,part1,part2,body=hello" {
 			t.Fatalf("got %s", res)
 		}
