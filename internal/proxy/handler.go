@@ -101,10 +101,11 @@ func (h *Handler) Snapshot() *Snapshot { return h.snapshot.Load() }
 // included) after the request.
 type exchange struct {
 	Summary
-	accessLog bool         // the snapshot's AccessLog
-	body      *requestBody // nil without a request body; not pooled
-	header    http.Header  // the request header for the backend; cleared and reused
-	out       h1.Request   // the request to an h1 backend transport
+	accessLog bool             // the snapshot's AccessLog
+	body      *requestBody     // nil without a request body; not pooled
+	header    http.Header      // the request header for the backend; cleared and reused
+	out       h1.Request       // the request to an h1 backend transport
+	space     h1.ResponseSpace // the backend's response, kept until the request ends
 
 	respHeader http.Header // the ResponseWriter's header, if empty before the attempts
 	inPlace    bool        // the response's header is respHeader
@@ -362,6 +363,7 @@ func (h *Handler) attempt(r *http.Request, b *upstream.Backend, n int, ex *excha
 	out.ResponseHeader = ex.respHeader
 	out.StripHopByHop = true
 	out.Got1xx = ex.got1xx
+	out.Space = &ex.space
 	res, err := b.Transport().Do(out)
 	ex.inPlace = err == nil && ex.respHeader != nil
 	ex.BackendDuration = time.Since(sent)

@@ -382,7 +382,18 @@ func (c *conn) roundTrip(ctx context.Context, req *Request, buf []byte, f framin
 	}
 
 	var h head
-	rb := new(responseBody) // the response, its body reader and field values in one allocation
+	// The response, its body reader and field values in one allocation,
+	// or the response and body reader in the caller's space. The field
+	// values are not put there: they may outlive the caller's use of the
+	// response (a ResponseWriter's header holds them until it is written).
+	sp := req.Space
+	var vals []string
+	if sp != nil {
+		*sp = ResponseSpace{} // what a failed attempt may have left
+	} else {
+		rb := new(responseBody)
+		sp, vals = &rb.ResponseSpace, rb.vals[:]
+	}
 	informational := 0
 	for {
 		if _, err := c.br.Peek(1); err != nil {
@@ -397,7 +408,7 @@ func (c *conn) roundTrip(ctx context.Context, req *Request, buf []byte, f framin
 			noAnswer := informational == 0 && !isTimeout(err) && !c.aborted.Load()
 			return nil, c.fail(ctx, fmt.Errorf("h1: reading response: %w", err)), c.reused && noAnswer && replayable
 		}
-		h = head{dst: req.ResponseHeader, vals: rb.vals[:], strip: req.StripHopByHop}
+		h = head{dst: req.ResponseHeader, vals: vals, strip: req.StripHopByHop}
 		if err := c.readHead(&h); err != nil {
 			return nil, c.fail(ctx, err), false
 		}
@@ -453,14 +464,14 @@ func (c *conn) roundTrip(ctx context.Context, req *Request, buf []byte, f framin
 		c.setReadDeadline(time.Time{})
 	}
 
-	res, err = c.response(ctx, rb, req.method(), req.Close, &h, f)
+	res, err = c.response(ctx, sp, req.method(), req.Close, &h, f)
 	return res, err, false
 }
 
 // response makes the Response for head h, with a body reader for its
 // framing (RFC 9112 §6.3). A response without a body ends the exchange.
-func (c *conn) response(ctx context.Context, rb *responseBody, method string, reqClose bool, h *head, f framing) (*http.Response, error) {
-	res := &rb.res
+func (c *conn) response(ctx context.Context, sp *ResponseSpace, method string, reqClose bool, h *head, f framing) (*http.Response, error) {
+	res := &sp.res
 	*res = http.Response{
 		Status:     statusText(h.status),
 		StatusCode: h.status,
@@ -511,12 +522,12 @@ func (c *conn) response(ctx context.Context, rb *responseBody, method string, re
 	case h.chunked:
 		res.TransferEncoding = chunkedCoding
 		res.ContentLength = -1
-		rb.body = body{c: c, ctx: ctx, res: res, mode: modeChunked, closeAfter: closeAfter}
-		res.Body = &rb.body
+		sp.body = body{c: c, ctx: ctx, res: res, mode: modeChunked, closeAfter: closeAfter}
+		res.Body = &sp.body
 	case h.contentLength > 0:
 		res.ContentLength = h.contentLength
-		rb.body = body{c: c, ctx: ctx, res: res, mode: modeLength, n: h.contentLength, closeAfter: closeAfter}
-		res.Body = &rb.body
+		sp.body = body{c: c, ctx: ctx, res: res, mode: modeLength, n: h.contentLength, closeAfter: closeAfter}
+		res.Body = &sp.body
 	case h.contentLength == 0:
 		res.ContentLength = 0
 		res.Body = http.NoBody
@@ -524,8 +535,8 @@ func (c *conn) response(ctx context.Context, rb *responseBody, method string, re
 		// Delimited by the end of the connection (RFC 9112 §6.3 rule 8).
 		res.ContentLength = -1
 		res.Close = true
-		rb.body = body{c: c, ctx: ctx, res: res, mode: modeEOF, closeAfter: true}
-		res.Body = &rb.body
+		sp.body = body{c: c, ctx: ctx, res: res, mode: modeEOF, closeAfter: true}
+		res.Body = &sp.body
 	}
 	if res.Body == http.NoBody {
 		if closeAfter {
@@ -659,9 +670,15 @@ func statusText(code int) string {
 // responseBody is a response with its body reader and the array its
 // header's values are kept in, when they are few.
 type responseBody struct {
+	ResponseSpace
+	vals [8]string
+}
+
+// ResponseSpace is room for one response and its body reader (see
+// Request.Space).
+type ResponseSpace struct {
 	res  http.Response
 	body body
-	vals [8]string
 }
 
 // upgraded is the connection after 101 Switching Protocols, with the

@@ -133,7 +133,7 @@ func readResponseBytes(data []byte, method string) (status int, body []byte, tra
 	if h.chunked && h.contentLength >= 0 {
 		return 0, nil, nil, 0, errors.New("both chunked and Content-Length")
 	}
-	res, err := c.response(context.Background(), new(responseBody), method, false, &h, framing{})
+	res, err := c.response(context.Background(), new(ResponseSpace), method, false, &h, framing{})
 	if err != nil {
 		return 0, nil, nil, 0, err
 	}

@@ -55,6 +55,11 @@ type Request struct {
 	// other than 100 and 101 (e.g. 103 Early Hints) before the final one;
 	// an error aborts the exchange.
 	Got1xx func(code int, header http.Header) error
+	// Space, if not nil, holds the response and its body reader instead of
+	// a new allocation per exchange. The caller must not reuse it (for
+	// another request) until it is done with the response; a pooled
+	// per-request state is the place for it.
+	Space *ResponseSpace
 
 	// closer is closed once the body is written or abandoned (RoundTrip).
 	closer io.Closer
