@@ -72,7 +72,8 @@ type conn struct {
 	reqHeader http.Header
 	vals      [32]string
 	url       url.URL
-	tmpl      http.Request
+	freq      *http.Request  // made once, with rctx as its context
+	rctx      requestContext // the fast path's request context, reused
 
 	// Background read (context.go); guarded by mu where noted.
 	mu         sync.Mutex
@@ -199,7 +200,7 @@ func (c *conn) waitIdle() error {
 	// Nor the last request's parts, which hold its head.
 	clear(c.reqHeader)
 	c.vals = [len(c.vals)]string{}
-	c.tmpl, c.url = http.Request{}, url.URL{}
+	c.freq, c.url = nil, url.URL{}
 	if c.br != nil {
 		c.br.Reset(nil)
 		readers.Put(c.br)
@@ -288,7 +289,13 @@ func (c *conn) serveRequest(first bool) bool {
 	c.userDeadline.Store(false)
 	w := &c.res
 	w.reset(req)
-	rc := &requestContext{parent: c.ctx, c: c}
+	var rc *requestContext
+	if req == c.freq {
+		rc = &c.rctx // with the Request it is in, reused
+		rc.reset()
+	} else {
+		rc = &requestContext{parent: c.ctx, c: c}
+	}
 	c.mu.Lock()
 	c.cur = rc
 	c.bodyDone = req.Body == http.NoBody
@@ -299,9 +306,7 @@ func (c *conn) serveRequest(first bool) bool {
 			continueWanted: req.ProtoAtLeast(1, 1) && expectsContinue(req)}
 		req.Body = body
 	}
-	if req == &c.tmpl {
-		req = req.WithContext(rc) // the template is reused: the handler gets a copy
-	} else {
+	if req != c.freq {
 		// net/http's body reader sets the trailers it reads in the
 		// Request it was made for: that must be the handler's.
 		*req = *req.WithContext(rc)
@@ -443,23 +448,30 @@ func (c *conn) headTooLarge(head []byte) error {
 }
 
 // fastRequest makes the request parseFast read, from the connection's
-// reusable parts: the header map, the URL and a Request the handler gets a
-// copy of (Request.WithContext).
+// reusable parts: the header map, the URL, and a Request made once with
+// the connection's reusable context (http.Request.WithContext is the only
+// way to give a Request a context, and it allocates a copy). Every
+// exported field is set anew.
 func (c *conn) fastRequest(f *fastHead) *http.Request {
-	c.url = url.URL{Path: f.path, RawQuery: f.query}
-	r := &c.tmpl
-	*r = http.Request{
-		Method:     f.method,
-		URL:        &c.url,
-		Proto:      protos[f.minor],
-		ProtoMajor: 1,
-		ProtoMinor: f.minor,
-		Header:     c.reqHeader,
-		Body:       http.NoBody,
-		Close:      f.close,
-		Host:       f.host,
-		RequestURI: f.target,
+	if c.freq == nil {
+		c.rctx.parent, c.rctx.c = c.ctx, c
+		c.freq = new(http.Request).WithContext(&c.rctx)
 	}
+	c.url = url.URL{Path: f.path, RawQuery: f.query}
+	r := c.freq
+	r.Method = f.method
+	r.URL = &c.url
+	r.Proto, r.ProtoMajor, r.ProtoMinor = protos[f.minor], 1, f.minor
+	r.Header = c.reqHeader
+	r.Body, r.GetBody, r.ContentLength = http.NoBody, nil, 0
+	r.TransferEncoding = nil
+	r.Close = f.close
+	r.Host = f.host
+	r.Form, r.PostForm, r.MultipartForm = nil, nil, nil
+	r.Trailer = nil
+	r.RemoteAddr = c.remoteAddr
+	r.RequestURI = f.target
+	r.TLS, r.Cancel, r.Response, r.Pattern = nil, nil, nil, ""
 	if f.contentLength > 0 {
 		r.ContentLength = f.contentLength
 		r.Body = &fixedBody{c: c, n: f.contentLength}

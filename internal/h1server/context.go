@@ -15,13 +15,36 @@ import (
 // of the connection (or, while the request body is being read, asks for it
 // at the body's end). A request nobody waits on costs no goroutine, system
 // call or timer for it.
+//
+// On the fast path a connection reuses one requestContext (and one
+// Request carrying it) for all its requests: reset starts each request.
+// What a finished request left registered is canceled with it, and its
+// stop functions know their request by its generation. It implements
+// AfterFunc, so that context.AfterFunc and context.WithCancel register with
+// it rather than start a goroutine that waits on Done.
 type requestContext struct {
 	parent context.Context // the connection's: values only, never canceled
 	c      *conn
 
-	mu   sync.Mutex
-	done chan struct{} // made by the first Done
-	err  error
+	mu    sync.Mutex
+	gen   uint64        // the request being served; reset counts up
+	done  chan struct{} // made by the first Done
+	err   error
+	funcs []afterFunc // AfterFunc's, run when the context is canceled
+	ids   int
+}
+
+type afterFunc struct {
+	id int
+	f  func()
+}
+
+// reset makes a reused context that of the next request.
+func (rc *requestContext) reset() {
+	rc.mu.Lock()
+	rc.gen++
+	rc.done, rc.err, rc.funcs = nil, nil, nil
+	rc.mu.Unlock()
 }
 
 func (rc *requestContext) Deadline() (time.Time, bool) { return time.Time{}, false }
@@ -52,16 +75,53 @@ func (rc *requestContext) Done() <-chan struct{} {
 	return d
 }
 
+// AfterFunc runs f in its own goroutine once the context is canceled (at
+// once if it is); stop unregisters f, reporting whether it did.
+func (rc *requestContext) AfterFunc(f func()) (stop func() bool) {
+	rc.mu.Lock()
+	if rc.err != nil {
+		rc.mu.Unlock()
+		go f()
+		return func() bool { return false }
+	}
+	rc.ids++
+	id, gen := rc.ids, rc.gen
+	rc.funcs = append(rc.funcs, afterFunc{id: id, f: f})
+	rc.mu.Unlock()
+	rc.c.watch(rc) // waiting on the context means watching the client
+	return func() bool {
+		rc.mu.Lock()
+		defer rc.mu.Unlock()
+		if rc.gen != gen {
+			return false // its request ended: f ran
+		}
+		for i, a := range rc.funcs {
+			if a.id == id {
+				rc.funcs = append(rc.funcs[:i], rc.funcs[i+1:]...)
+				return true
+			}
+		}
+		return false
+	}
+}
+
 // cancel ends the context with err, once.
 func (rc *requestContext) cancel(err error) {
 	rc.mu.Lock()
-	if rc.err == nil {
-		rc.err = err
-		if rc.done != nil {
-			close(rc.done)
-		}
+	if rc.err != nil {
+		rc.mu.Unlock()
+		return
 	}
+	rc.err = err
+	if rc.done != nil {
+		close(rc.done)
+	}
+	funcs := rc.funcs
+	rc.funcs = nil
 	rc.mu.Unlock()
+	for _, a := range funcs {
+		go a.f()
+	}
 }
 
 func (rc *requestContext) String() string { return "h1server.requestContext" }
