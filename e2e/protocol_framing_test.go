@@ -97,6 +97,38 @@ func TestProtocolResponseBodyFramings(t *testing.T) {
 	}
 }
 
+// TestProtocolSmallChunkedStaysChunked: a short chunked response, which
+// the balancer receives whole in one read, still reaches the client
+// chunked (a stream stays a stream; it is not turned into a buffered
+// Content-Length response), and a short Content-Length one keeps its
+// length.
+func TestProtocolSmallChunkedStaysChunked(t *testing.T) {
+	t.Parallel()
+	be := newRecordingBackend(t, func(w http.ResponseWriter, r *http.Request, _ recordedRequest) {
+		if r.URL.Path == "/length" {
+			w.Header().Set("Content-Length", "5")
+		}
+		io.WriteString(w, "hello")
+		http.NewResponseController(w).Flush() // without a length: chunked
+	})
+	lb := startProtoBalancer(t, "", be.Addr)
+	c := client(t)
+	for path, want := range map[string]int64{"/chunked": -1, "/length": 5} {
+		resp, err := c.Get(lb.URL(path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || string(body) != "hello" {
+			t.Fatalf("%s: body %q, %v", path, body, err)
+		}
+		if resp.ContentLength != want {
+			t.Errorf("%s: client saw ContentLength %d (Transfer-Encoding %q), want %d", path, resp.ContentLength, resp.TransferEncoding, want)
+		}
+	}
+}
+
 // TestProtocolRequestBodyFramings posts a 1 MiB random body through the
 // balancer with Content-Length and chunked, from Go's client and as raw
 // bytes, and checks that the backend received it byte-exact.

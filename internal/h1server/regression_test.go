@@ -251,3 +251,24 @@ func TestExpectTokenList(t *testing.T) {
 		t.Fatalf("got %s, want 200 \"hi\"", r)
 	}
 }
+
+// TestTransferEncodingKeepsShortBodyChunked: a handler that sets
+// Transfer-Encoding marks its body as a stream: sent chunked to HTTP/1.1
+// clients even when it ends short and unflushed (no Content-Length is made
+// up for it), close-delimited to HTTP/1.0 ones, as by net/http's server.
+func TestTransferEncodingKeepsShortBodyChunked(t *testing.T) {
+	addr := serve(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Transfer-Encoding", "chunked")
+		io.WriteString(w, "hello")
+	})})
+	for req, want := range map[string]string{
+		"GET / HTTP/1.1\r\nHost: a\r\n\r\n": `200/chunked/"hello"`,
+		"GET / HTTP/1.0\r\n\r\n":            `200/close/"hello"`,
+	} {
+		c := newRaw(t, addr)
+		c.send(req)
+		if r := c.read("GET"); r.String() != want {
+			t.Errorf("%q: got %s, want %s", req, r, want)
+		}
+	}
+}

@@ -179,8 +179,10 @@ func (w *response) commit(final bool) {
 	switch {
 	case w.bodyless:
 	case w.length >= 0:
-	case final && (len(h["Trailer"]) == 0 || !w.client11):
-		// (Announced trailers need the chunked coding.)
+	case final && len(h["Transfer-Encoding"]) == 0 && (len(h["Trailer"]) == 0 || !w.client11):
+		// (Announced trailers need the chunked coding; a handler that
+		// sets Transfer-Encoding says its body is a stream, to be sent
+		// chunked even if it is short, as net/http's server does.)
 		w.length = int64(len(w.pend))
 		addLength = true
 	case w.client11:

@@ -466,6 +466,13 @@ func (h *Handler) respond(w http.ResponseWriter, res *http.Response, snap *Snaps
 		}
 	}
 	appendVia(dst, snap.fwd.viaValue(res.ProtoMajor, res.ProtoMinor))
+	if res.ContentLength < 0 {
+		// A body of unknown length is a stream: it goes on chunked (to
+		// HTTP/1.1 clients; the server decides the framing), as the backend
+		// sent it, even when it ends within one read and could have been
+		// given a Content-Length.
+		dst["Transfer-Encoding"] = valueChunked
+	}
 	announced := len(res.Trailer)
 	announceTrailers(w, res)
 	ex.Status = res.StatusCode

@@ -71,6 +71,7 @@ var (
 	valueHTTP              = []string{"http"}
 	valueHTTPS             = []string{"https"}
 	valueTrailers          = []string{"trailers"}
+	valueChunked           = []string{"chunked"}
 	valueConnectionUpgrade = []string{"Upgrade"}
 )
 
