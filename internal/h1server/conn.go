@@ -18,6 +18,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/lbproject/load_balancer/internal/upstream/h1"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -554,7 +555,7 @@ func checkRequest(req *http.Request, hosts hostFields) (int, string) {
 // it sends the body (only meaningful from HTTP/1.1 on, with a body).
 func expectsContinue(req *http.Request) bool {
 	// As net/http: the token in the first Expect field.
-	return hasListToken([]string{req.Header.Get("Expect")}, "100-continue")
+	return h1.HasToken([]string{req.Header.Get("Expect")}, "100-continue")
 }
 
 // replyReadError answers a request that could not be read, if anything can

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/textproto"
 	"strings"
+
+	"github.com/lbproject/load_balancer/internal/upstream/h1"
 )
 
 // The fast path. Most requests are of one plain kind: a common method, an
@@ -107,9 +109,9 @@ func parseFast(b []byte, h *fastHead, header http.Header, vals []string) bool {
 			return false // quoted tokens: leave them to net/http
 		}
 	}
-	hasClose := hasListToken(connection, "close")
+	hasClose := h1.HasToken(connection, "close")
 	if h.minor == 0 {
-		h.close = hasClose || !hasListToken(connection, "keep-alive")
+		h.close = hasClose || !h1.HasToken(connection, "keep-alive")
 	} else {
 		h.close = hasClose
 	}
@@ -183,7 +185,7 @@ func splitFastField(line string) (name, value string, ok bool) {
 	}
 	name = line[:colon]
 	for i := 0; i < len(name); i++ {
-		if !isTokenByte(name[i]) {
+		if !h1.IsTokenChar(name[i]) {
 			return "", "", false
 		}
 	}
@@ -211,37 +213,6 @@ func parseDigits(s string) (int64, bool) {
 	}
 	return n, true
 }
-
-// hasListToken reports whether comma-separated values hold token
-// (case-insensitive), as httpguts.HeaderValuesContainsToken does.
-func hasListToken(values []string, token string) bool {
-	for _, v := range values {
-		for elem := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.Trim(elem, " \t"), token) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func isTokenByte(c byte) bool {
-	return c < 0x80 && tokenBytes[c]
-}
-
-var tokenBytes = func() (t [128]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-		t[c-'a'+'A'] = true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
 
 // fixedBody reads a request body of known length from the connection's
 // buffer, as net/http's body does: a connection that ends early is

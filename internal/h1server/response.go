@@ -399,7 +399,7 @@ func (w *response) appendHeadFields(b []byte) []byte {
 			continue
 		case k == "Content-Length" && !w.handlerLength:
 			continue
-		case len(trailers) > 0 && k != "Trailer" && hasListToken(trailers, k):
+		case len(trailers) > 0 && k != "Trailer" && h1.HasToken(trailers, k):
 			continue
 		}
 		for _, v := range vv {

@@ -367,6 +367,10 @@ var tchar = func() (t [256]bool) {
 	return t
 }()
 
+// IsTokenChar reports whether c belongs to the token alphabet (field
+// names, methods): the front end's request parser uses the same table.
+func IsTokenChar(c byte) bool { return tchar[c] }
+
 func isToken(s string) bool {
 	if s == "" {
 		return false
