@@ -235,19 +235,7 @@ func TestCheckOnHandOver(t *testing.T) {
 // not replayable, or any after a second of idleness, checks the connection
 // first and is written only once, on a new one.
 func TestStaleConnectionHandled(t *testing.T) {
-	var mu sync.Mutex
-	var seen []string
-	s := testbackend.Raw(t, func(c net.Conn, br *bufio.Reader) {
-		r, err := http.ReadRequest(br)
-		if err != nil {
-			return
-		}
-		io.ReadAll(r.Body)
-		mu.Lock()
-		seen = append(seen, r.Method+" "+r.URL.Path)
-		mu.Unlock()
-		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-	})
+	s, seen := oneShotBackend(t)
 	for _, tc := range []struct {
 		name   string
 		req    Request
@@ -259,9 +247,7 @@ func TestStaleConnectionHandled(t *testing.T) {
 		{"POST checked", Request{Method: "POST", Target: "/next", Body: strings.NewReader("x"), ContentLength: 1}, 0, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			mu.Lock()
-			seen = nil
-			mu.Unlock()
+			seen() // forget the last test's
 			eventually(t, "the last test's connections closed", func() bool { return s.Closed() == s.Accepted() })
 			tr := newTestTransport(t, s.Addr)
 			closed := s.Closed()
@@ -276,10 +262,8 @@ func TestStaleConnectionHandled(t *testing.T) {
 			if n := checks.Load(); n != tc.checks {
 				t.Errorf("%d checks, want %d", n, tc.checks)
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			if want := "[GET /first " + tc.req.Method + " /next]"; fmt.Sprint(seen) != want {
-				t.Errorf("backend saw %v, want %s", seen, want)
+			if got, want := fmt.Sprint(seen()), "[GET /first "+tc.req.Method+" /next]"; got != want {
+				t.Errorf("backend saw %v, want %s", got, want)
 			}
 		})
 	}

@@ -132,3 +132,30 @@ func gate() (wait, release func()) {
 	release = func() { once.Do(func() { close(ch) }) }
 	return func() { <-ch }, release
 }
+
+// oneShotBackend answers the first request of every connection with a 200
+// "ok" and closes the connection without saying so (the client learns it
+// when it reuses the connection). seen returns "METHOD /path" of the
+// requests answered since its last call.
+func oneShotBackend(t *testing.T) (*testbackend.RawServer, func() []string) {
+	var mu sync.Mutex
+	var seen []string
+	s := testbackend.Raw(t, func(c net.Conn, br *bufio.Reader) {
+		r, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		io.ReadAll(r.Body)
+		mu.Lock()
+		seen = append(seen, r.Method+" "+r.URL.Path)
+		mu.Unlock()
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	})
+	return s, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		out := seen
+		seen = nil
+		return out
+	}
+}

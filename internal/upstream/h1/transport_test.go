@@ -583,21 +583,7 @@ func TestUpgrade(t *testing.T) {
 // replayable is not, but the closed connection is noticed before it is
 // written, when it can be.
 func TestStaleConnectionRetry(t *testing.T) {
-	var mu sync.Mutex
-	var seen []string
-	s := testbackend.Raw(t, func(c net.Conn, br *bufio.Reader) {
-		r, err := http.ReadRequest(br)
-		if err != nil {
-			return
-		}
-		io.ReadAll(r.Body)
-		mu.Lock()
-		seen = append(seen, r.Method+" "+r.URL.Path)
-		mu.Unlock()
-		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-		// Returning closes the connection: the client learns it when it
-		// reuses it.
-	})
+	s, seen := oneShotBackend(t)
 	tr := newTestTransport(t, s.Addr)
 	get(t, tr, "/first")
 	eventually(t, "the backend to close", func() bool { return s.Closed() == 1 })
@@ -616,10 +602,8 @@ func TestStaleConnectionRetry(t *testing.T) {
 	if err != nil || res.StatusCode != 200 || body != "ok" {
 		t.Fatalf("POST: %v %q %v", res, body, err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if want := "[GET /first GET /get POST /post]"; fmt.Sprint(seen) != want {
-		t.Errorf("backend saw %v, want %s", seen, want)
+	if got, want := fmt.Sprint(seen()), "[GET /first GET /get POST /post]"; got != want {
+		t.Errorf("backend saw %v, want %s", got, want)
 	}
 }
 
