@@ -16,7 +16,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/lbproject/load_balancer/internal/upstream/h1"
 	"golang.org/x/net/http/httpguts"
@@ -86,7 +85,13 @@ type conn struct {
 	bgErr      error           // the background read's error (client gone)
 	bgDone     chan struct{}
 	bgByte     [1]byte
-	hasByte    bool         // bgByte holds the next request's first byte
+	hasByte    bool // bgByte holds the next request's first byte
+	// What an idle read brought (waitIdle), in a buffer of idleBufs, to be
+	// read first; or the error it met.
+	idleData   []byte
+	idleBP     *[]byte
+	idleErr    error
+	idleReadFn func(fd uintptr) bool
 	broken     bool         // the connection cannot serve another request
 	body       *requestBody // the current request's body, if any
 	afterPost  bool         // the last request was a POST
@@ -114,6 +119,9 @@ func (c *conn) Read(p []byte) (int, error) {
 		c.hasByte = false
 		p[0] = c.bgByte[0]
 		return 1, nil
+	}
+	if c.idleData != nil || c.idleErr != nil {
+		return c.readIdleData(p)
 	}
 	if c.limit >= 0 {
 		if c.limit == 0 {
@@ -193,10 +201,12 @@ func (c *conn) serve() {
 }
 
 // waitIdle waits for the next request with no read buffer: the buffer
-// goes back to its pool, the wait is for the connection to become readable
-// (a non-blocking one-byte peek, retried when the poller says so), and a
-// buffer is taken again for the request. The read deadline set before
-// bounds the wait.
+// goes back to its pool, and each read attempt while the connection is
+// idle (the first one, and one each time the poller says it is readable)
+// takes a buffer from a pool only for the system call, giving it back at
+// once when there was nothing to read. What a read brings is handed to the
+// read buffer taken again for the request (see readIdleData). The read
+// deadline set before bounds the wait. Two system calls, as without it.
 func (c *conn) waitIdle() error {
 	// Nor the last request's parts, which hold its head.
 	clear(c.reqHeader)
@@ -214,17 +224,64 @@ func (c *conn) waitIdle() error {
 		}
 	}
 	if c.raw != nil && err == nil {
-		err = c.raw.Read(func(fd uintptr) bool {
-			var b [1]byte
-			_, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
-				syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
-			return errno != syscall.EAGAIN // data, end of stream or an error: the read tells
-		})
+		if c.idleReadFn == nil {
+			c.idleReadFn = c.idleRead // one method value per connection
+		}
+		err = c.raw.Read(c.idleReadFn)
 	}
 	c.br = readers.Get().(*bufio.Reader)
 	c.br.Reset(c)
 	return err
 }
+
+// idleRead is one read attempt of an idle connection (a syscall.RawConn
+// read function): false, holding nothing, when there is nothing to read.
+func (c *conn) idleRead(fd uintptr) bool {
+	bp := idleBufs.Get().(*[]byte)
+	var n int
+	var err error
+	for {
+		n, err = syscall.Read(int(fd), *bp)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	switch {
+	case err == syscall.EAGAIN:
+		idleBufs.Put(bp)
+		return false
+	case err != nil:
+		c.idleErr = err
+	case n == 0:
+		c.idleErr = io.EOF
+	default:
+		c.idleBP, c.idleData = bp, (*bp)[:n]
+		return true
+	}
+	idleBufs.Put(bp)
+	return true
+}
+
+// readIdleData gives what idleRead read (or its error), then the buffer
+// goes back to its pool.
+func (c *conn) readIdleData(p []byte) (int, error) {
+	if len(c.idleData) == 0 {
+		err := c.idleErr
+		c.idleErr = nil
+		return 0, err
+	}
+	n := copy(p, c.idleData)
+	c.idleData = c.idleData[n:]
+	if len(c.idleData) == 0 {
+		idleBufs.Put(c.idleBP)
+		c.idleBP, c.idleData = nil, nil
+	}
+	return n, nil
+}
+
+// idleBufs are the buffers of idle connections' read attempts: as large as
+// a connection's read buffer, so that one copy moves a read into it.
+var idleBufs = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
 
 // setReadDeadline bounds the next reads by d from now (0: no bound).
 func (c *conn) setReadDeadline(d time.Duration) {

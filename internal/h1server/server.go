@@ -37,9 +37,9 @@ type Server struct {
 	Log *slog.Logger
 	// LeanAbove is the number of open connections above which an idle
 	// connection gives its read buffer back while it waits for the next
-	// request, and waits with a non-blocking peek instead: one more system
-	// call per request, 4 KiB less per idle connection. 0 means
-	// DefaultLeanAbove; negative, never.
+	// request (its read attempts take a pooled buffer only for the system
+	// call): 4 KiB less per idle connection, for a copy and pool traffic
+	// per request. 0 means DefaultLeanAbove; negative, never.
 	LeanAbove int
 
 	mu        sync.Mutex
@@ -54,9 +54,9 @@ type Server struct {
 // DefaultMaxHeaderBytes is the head limit when MaxHeaderBytes is 0.
 const DefaultMaxHeaderBytes = 64 << 10
 
-// DefaultLeanAbove is LeanAbove's default: under it the extra system call
-// costs more than the memory is worth; over it, at thousands of mostly
-// idle connections, the memory is what matters.
+// DefaultLeanAbove is LeanAbove's default: under it the pool traffic costs
+// more than the memory is worth; over it, at thousands of mostly idle
+// connections, the memory is what matters.
 const DefaultLeanAbove = 1000
 
 // lean reports whether idle connections should give back their buffers.
