@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -105,7 +104,7 @@ func variedServer(t *testing.T) *testbackend.RawServer {
 			case r.URL.Path == "/103":
 				io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 			default:
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				io.WriteString(c, okReply)
 			}
 		}
 	})
@@ -189,7 +188,7 @@ func TestCheckOnHandOver(t *testing.T) {
 				if r.Method == "HEAD" {
 					return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"
 				}
-				return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+				return okReply
 			}))
 			tr := newTestTransport(t, s.Addr, func(o *Options) { o.MaxConns = 1 })
 			get(t, tr, "/")
@@ -286,7 +285,7 @@ func TestLateBytesNeverReachTheNextRequest(t *testing.T) {
 		{"204", Request{}, "HTTP/1.1 204 No Content\r\n\r\n", 0},
 		{"304", Request{}, "HTTP/1.1 304 Not Modified\r\n\r\n", 0},
 		{"103", Request{}, "HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 0},
-		{"idle", Request{}, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", idleCheckAfter},
+		{"idle", Request{}, okReply, idleCheckAfter},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pooledc := make(chan struct{})
@@ -335,39 +334,24 @@ func TestLateBytesNeverReachTheNextRequest(t *testing.T) {
 // answering a request that is not replayable, or on a new connection, is
 // the answer.
 func TestRequestTimeoutOnReusedConnection(t *testing.T) {
-	var mu sync.Mutex
-	var seen []string
 	// The second request on every connection is answered 408.
-	s := testbackend.Raw(t, func(c net.Conn, br *bufio.Reader) {
-		for n := 0; ; n++ {
-			r, err := http.ReadRequest(br)
-			if err != nil {
-				return
-			}
-			io.ReadAll(r.Body)
-			mu.Lock()
-			seen = append(seen, r.Method)
-			mu.Unlock()
-			if n == 1 {
-				io.WriteString(c, "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 7\r\n\r\ntimeout")
-				return
-			}
-			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	s, seen := recordingBackend(t, func(n int) (string, bool) {
+		if n == 1 {
+			return "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 7\r\n\r\ntimeout", false
 		}
+		return okReply, true
 	})
 	for _, tc := range []struct {
 		req    Request
 		status int
 		seen   string
 	}{
-		{Request{Method: "GET"}, 200, "[GET GET GET]"},
-		{Request{Method: "PUT", Body: strings.NewReader("x"), ContentLength: 1}, 200, "[GET PUT PUT]"},
-		{Request{Method: "POST", Body: strings.NewReader("x"), ContentLength: 1}, 408, "[GET POST]"},
+		{Request{Method: "GET", Target: "/r"}, 200, "[GET / GET /r GET /r]"},
+		{Request{Method: "PUT", Target: "/r", Body: strings.NewReader("x"), ContentLength: 1}, 200, "[GET / PUT /r PUT /r]"},
+		{Request{Method: "POST", Target: "/r", Body: strings.NewReader("x"), ContentLength: 1}, 408, "[GET / POST /r]"},
 	} {
 		t.Run(tc.req.Method, func(t *testing.T) {
-			mu.Lock()
-			seen = nil
-			mu.Unlock()
+			seen() // forget the last case's
 			tr := newTestTransport(t, s.Addr)
 			get(t, tr, "/")
 			req := tc.req
@@ -375,10 +359,8 @@ func TestRequestTimeoutOnReusedConnection(t *testing.T) {
 			if err != nil || res.StatusCode != tc.status {
 				t.Fatalf("%v %v, want status %d", res, err, tc.status)
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			if fmt.Sprint(seen) != tc.seen {
-				t.Errorf("backend saw %v, want %s", seen, tc.seen)
+			if got := fmt.Sprint(seen()); got != tc.seen {
+				t.Errorf("backend saw %v, want %s", got, tc.seen)
 			}
 		})
 	}
@@ -414,7 +396,7 @@ func TestDeadlineLeftByLastExchange(t *testing.T) {
 				io.Copy(io.Discard, br) // never answers
 				return
 			}
-			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			io.WriteString(c, okReply)
 		}
 	})
 
@@ -481,7 +463,7 @@ func TestStreamedBodyAfterShortExchange(t *testing.T) {
 		if r.Method == "POST" {
 			time.Sleep(2 * watchDelay) // past the deadline the GET left
 		}
-		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+		return okReply
 	}))
 	tr := newTestTransport(t, s.Addr, func(o *Options) { o.ResponseHeaderTimeout = 0 })
 	get(t, tr, "/")

@@ -133,23 +133,33 @@ func gate() (wait, release func()) {
 	return func() { <-ch }, release
 }
 
-// oneShotBackend answers the first request of every connection with a 200
-// "ok" and closes the connection without saying so (the client learns it
-// when it reuses the connection). seen returns "METHOD /path" of the
-// requests answered since its last call.
-func oneShotBackend(t *testing.T) (*testbackend.RawServer, func() []string) {
+// okReply is the answer of the recording backends.
+const okReply = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+// recordingBackend reads the requests of each connection and answers the
+// n-th one (from 0) with answer(n): a response to write ("" for none) and
+// whether the connection goes on after it; it closes without saying so
+// otherwise. seen returns "METHOD /path" of the requests read since its
+// last call.
+func recordingBackend(t *testing.T, answer func(n int) (reply string, goOn bool)) (*testbackend.RawServer, func() []string) {
 	var mu sync.Mutex
 	var seen []string
 	s := testbackend.Raw(t, func(c net.Conn, br *bufio.Reader) {
-		r, err := http.ReadRequest(br)
-		if err != nil {
-			return
+		for n := 0; ; n++ {
+			r, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			io.ReadAll(r.Body)
+			mu.Lock()
+			seen = append(seen, r.Method+" "+r.URL.Path)
+			mu.Unlock()
+			reply, goOn := answer(n)
+			io.WriteString(c, reply)
+			if !goOn {
+				return
+			}
 		}
-		io.ReadAll(r.Body)
-		mu.Lock()
-		seen = append(seen, r.Method+" "+r.URL.Path)
-		mu.Unlock()
-		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 	})
 	return s, func() []string {
 		mu.Lock()
@@ -158,4 +168,11 @@ func oneShotBackend(t *testing.T) (*testbackend.RawServer, func() []string) {
 		seen = nil
 		return out
 	}
+}
+
+// oneShotBackend answers the first request of every connection with a 200
+// "ok" and closes the connection without saying so (the client learns it
+// when it reuses the connection).
+func oneShotBackend(t *testing.T) (*testbackend.RawServer, func() []string) {
+	return recordingBackend(t, func(int) (string, bool) { return okReply, false })
 }

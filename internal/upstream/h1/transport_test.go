@@ -365,7 +365,7 @@ func TestRequestBodies(t *testing.T) {
 	s := testbackend.Raw(t, serveResponses(func(r *http.Request, body []byte) string {
 		reqs <- seen{strings.Join(r.TransferEncoding, ","), r.Header.Get("Content-Length"), r.Header.Get("Trailer"),
 			fmt.Sprintf("%x", sha256.Sum256(body)), len(body), r.Trailer}
-		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+		return okReply
 	}))
 	tr := newTestTransport(t, s.Addr)
 	big := make([]byte, 1<<20)
@@ -487,7 +487,7 @@ func TestExpectContinue(t *testing.T) {
 				io.WriteString(c, "HTTP/1.1 100 Continue\r\n\r\n")
 				b, _ := io.ReadAll(r.Body)
 				got <- result{len(b)}
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				io.WriteString(c, okReply)
 			case "refuse":
 				io.WriteString(c, "HTTP/1.1 417 Expectation Failed\r\nContent-Length: 6\r\n\r\ndenied")
 				// Whatever comes now must not be the body.
@@ -498,14 +498,14 @@ func TestExpectContinue(t *testing.T) {
 			case "silent":
 				b, _ := io.ReadAll(r.Body)
 				got <- result{len(b)}
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				io.WriteString(c, okReply)
 			case "hints, then silent":
 				// A 103 is not the 100 Continue: the wait for it still
 				// ends after the expect timeout, then the body comes.
 				io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")
 				b, _ := io.ReadAll(r.Body)
 				got <- result{len(b)}
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				io.WriteString(c, okReply)
 			}
 		}
 	})
@@ -610,23 +610,13 @@ func TestStaleConnectionRetry(t *testing.T) {
 // TestNoRetryAfterResponseStarted and for non-idempotent requests: a
 // reused connection the backend resets after reading the request.
 func TestStaleRetryOnlyWhenSafe(t *testing.T) {
-	var mu sync.Mutex
-	var seen []string
-	s := testbackend.Raw(t, func(c net.Conn, br *bufio.Reader) {
-		for n := 0; ; n++ {
-			r, err := http.ReadRequest(br)
-			if err != nil {
-				return
-			}
-			io.ReadAll(r.Body)
-			mu.Lock()
-			seen = append(seen, r.Method+" "+r.URL.Path)
-			mu.Unlock()
-			if n == 1 {
-				return // the second request on a connection: read, then closed unanswered
-			}
-			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	// The second request on a connection is read, then the connection
+	// closed unanswered.
+	s, seen := recordingBackend(t, func(n int) (string, bool) {
+		if n == 1 {
+			return "", false
 		}
+		return okReply, true
 	})
 	tr := newTestTransport(t, s.Addr)
 	get(t, tr, "/a")
@@ -641,10 +631,8 @@ func TestStaleRetryOnlyWhenSafe(t *testing.T) {
 	if _, body, err := do(t, tr, &Request{Method: "PUT", Target: "/put", Body: strings.NewReader("x"), ContentLength: 1}); err != nil || body != "ok" {
 		t.Fatalf("PUT: %q %v", body, err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if want := "[GET /a POST /post GET /b PUT /put PUT /put]"; fmt.Sprint(seen) != want {
-		t.Errorf("backend saw %v, want %s", seen, want)
+	if got, want := fmt.Sprint(seen()), "[GET /a POST /post GET /b PUT /put PUT /put]"; got != want {
+		t.Errorf("backend saw %v, want %s", got, want)
 	}
 }
 
@@ -670,7 +658,7 @@ func TestMaxIdleConns(t *testing.T) {
 	defer release()
 	s := testbackend.Raw(t, serveResponses(func(*http.Request, []byte) string {
 		wait()
-		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+		return okReply
 	}))
 	tr := newTestTransport(t, s.Addr, func(o *Options) { o.MaxIdleConns = 2 })
 	var wg sync.WaitGroup
@@ -695,7 +683,7 @@ func TestMaxConns(t *testing.T) {
 		if r.URL.Path == "/slow" {
 			wait()
 		}
-		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+		return okReply
 	}))
 	tr := newTestTransport(t, s.Addr, func(o *Options) { o.MaxConns = 2; o.DialTimeout = 300 * time.Millisecond })
 	var wg sync.WaitGroup
@@ -948,7 +936,7 @@ func TestUnsolicitedResponseOnIdleConnection(t *testing.T) {
 		if _, err := http.ReadRequest(br); err != nil {
 			return
 		}
-		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		io.WriteString(c, okReply)
 		time.Sleep(100 * time.Millisecond)
 		io.WriteString(c, "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
 		time.Sleep(50 * time.Millisecond)
@@ -971,7 +959,7 @@ func TestClose(t *testing.T) {
 		if r.URL.Path == "/slow" {
 			wait()
 		}
-		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+		return okReply
 	}))
 	tr := newTestTransport(t, s.Addr)
 	done := make(chan struct{})
