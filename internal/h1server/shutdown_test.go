@@ -31,6 +31,18 @@ func (b *blocking) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, "done")
 }
 
+// startSlowRequest serves a blocking handler and starts one request the
+// handler holds until b.release is closed.
+func startSlowRequest(t *testing.T) (s *Server, addr string, b *blocking, active *rawClient) {
+	b = newBlocking()
+	s = &Server{Handler: b}
+	addr = serve(t, s)
+	active = newRaw(t, addr)
+	active.send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+	<-b.started
+	return s, addr, b, active
+}
+
 // shutdownAsync runs s.Shutdown(ctx) on its own goroutine, which must have
 // ended by the end of the test.
 func shutdownAsync(t *testing.T, s *Server, ctx context.Context) *asyncErr {
@@ -94,12 +106,7 @@ func TestShutdownIdle(t *testing.T) {
 // idle connection beside it is closed at once; Shutdown returns nil after
 // the response.
 func TestShutdownInFlight(t *testing.T) {
-	b := newBlocking()
-	s := &Server{Handler: b}
-	addr := serve(t, s)
-	active := newRaw(t, addr)
-	active.send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
-	<-b.started
+	s, addr, b, active := startSlowRequest(t)
 	idle := newRaw(t, addr)
 	idle.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
 	idle.read("GET")
@@ -123,12 +130,7 @@ func TestShutdownInFlight(t *testing.T) {
 // TestShutdownContext: Shutdown returns its context's error when the
 // context ends before the active requests, which still complete.
 func TestShutdownContext(t *testing.T) {
-	b := newBlocking()
-	s := &Server{Handler: b}
-	addr := serve(t, s)
-	active := newRaw(t, addr)
-	active.send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
-	<-b.started
+	s, _, b, active := startSlowRequest(t)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -151,12 +153,7 @@ func TestShutdownContext(t *testing.T) {
 // ended) does not keep the first, still waiting, from returning once the
 // active request is done.
 func TestShutdownTwice(t *testing.T) {
-	b := newBlocking()
-	s := &Server{Handler: b}
-	addr := serve(t, s)
-	active := newRaw(t, addr)
-	active.send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
-	<-b.started
+	s, _, b, active := startSlowRequest(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
