@@ -509,7 +509,7 @@ func (c *conn) headTooLarge(head []byte) error {
 // reusable parts: the header map, the URL, and a Request made once with
 // the connection's reusable context (http.Request.WithContext is the only
 // way to give a Request a context, and it allocates a copy). Every
-// exported field is set anew.
+// exported field is set anew (RemoteAddr by serveRequest, for both paths).
 func (c *conn) fastRequest(f *fastHead) *http.Request {
 	if c.freq == nil {
 		c.rctx.parent, c.rctx.c = c.ctx, c
@@ -527,7 +527,6 @@ func (c *conn) fastRequest(f *fastHead) *http.Request {
 	r.Host = f.host
 	r.Form, r.PostForm, r.MultipartForm = nil, nil, nil
 	r.Trailer = nil
-	r.RemoteAddr = c.remoteAddr
 	r.RequestURI = f.target
 	r.TLS, r.Cancel, r.Response, r.Pattern = nil, nil, nil, ""
 	if f.contentLength > 0 {

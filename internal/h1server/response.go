@@ -32,7 +32,7 @@ type response struct {
 	c   *conn
 	req *http.Request
 
-	header      http.Header // the handler's; cleared for each request
+	header      http.Header // the handler's; the map is cleared and kept for the next request
 	status      int
 	wroteHeader bool // a final status was set
 	committed   bool // the head is written (to buf); set under conn.wmu
@@ -49,20 +49,20 @@ type response struct {
 	hijacked      bool
 	err           error // first write error: the client is gone
 
-	bp   *[]byte     // pooled buffer while a response is written
-	buf  []byte      // *bp: output not yet written
-	pend []byte      // body held back while its length may still be learned
-	vec  [2][]byte   // writev of buf and a large body write
-	hdrs http.Header // header map kept across requests
+	bp   *[]byte   // pooled buffer while a response is written
+	buf  []byte    // *bp: output not yet written
+	pend []byte    // body held back while its length may still be learned
+	vec  [2][]byte // writev of buf and a large body write
 }
 
 func (w *response) reset(req *http.Request) {
-	if w.hdrs == nil || len(w.hdrs) > 64 {
-		w.hdrs = make(http.Header, 8)
+	h := w.header // kept across requests, unless a response made it large
+	if h == nil || len(h) > 64 {
+		h = make(http.Header, 8)
 	} else {
-		clear(w.hdrs)
+		clear(h)
 	}
-	*w = response{c: w.c, req: req, header: w.hdrs, hdrs: w.hdrs, pend: w.pend[:0], length: -1}
+	*w = response{c: w.c, req: req, header: h, pend: w.pend[:0], length: -1}
 	w.isHead = req.Method == http.MethodHead
 	w.client11 = req.ProtoAtLeast(1, 1)
 	w.closeAfter = req.Close
@@ -190,8 +190,8 @@ func (w *response) commit(final bool) {
 	default:
 		w.closeAfter = true
 	}
-	if !w.closeAfter && h1.HasToken(h["Connection"], "close") || w.c.srv.shutting.Load() ||
-		w.c.body != nil && w.c.body.blocksReuse() {
+	saysClose := h1.HasToken(h["Connection"], "close")
+	if saysClose || w.c.srv.shutting.Load() || w.c.body != nil && w.c.body.blocksReuse() {
 		w.closeAfter = true
 	}
 	b := appendStatusLine(w.getBuf(), w.client11, w.status)
@@ -205,7 +205,7 @@ func (w *response) commit(final bool) {
 		b = append(b, "Transfer-Encoding: chunked\r\n"...)
 	}
 	switch {
-	case w.closeAfter && !h1.HasToken(h["Connection"], "close"):
+	case w.closeAfter && !saysClose:
 		b = append(b, "Connection: close\r\n"...)
 	case !w.closeAfter && !w.client11 && len(h["Connection"]) == 0:
 		b = append(b, "Connection: keep-alive\r\n"...)
