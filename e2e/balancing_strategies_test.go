@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -187,58 +188,71 @@ func count(s []string, x string) int {
 
 // TestBalancingRandomUniform: with equal weights every backend is equally
 // likely (chi-square at p = 0.001), and consecutive picks are independent
-// (a rotation would pass the first test, not the second).
+// (a rotation would pass the first test, not the second). A sample that
+// fails is drawn again (rejectedTwice), so that a fair picker fails the
+// test once in a million runs, not once in a few hundred.
 func TestBalancingRandomUniform(t *testing.T) {
 	t.Parallel()
 	a, b, c := newTestBackend(t, "a"), newTestBackend(t, "b"), newTestBackend(t, "c")
 	lb := startBalancer(t, lbConfig("random", "", backendsOf(a, b, c)...))
 	names := []string{"a", "b", "c"}
+	client := newOneConnClient(t)
 
 	const n = 3000
-	seq := sequenceOver(t, newOneConnClient(t), lb.URL("/random"), n)
-	obs := make([]float64, 3)
-	for _, s := range seq {
-		i := slices.Index(names, s)
-		if i < 0 {
-			t.Fatalf("response from unknown backend %q", s)
+	if msg := rejectedTwice(func() string {
+		seq := sequenceOver(t, client, lb.URL("/random"), n)
+		obs := make([]float64, 3)
+		for _, s := range seq {
+			i := slices.Index(names, s)
+			if i < 0 {
+				t.Fatalf("response from unknown backend %q", s)
+			}
+			obs[i]++
 		}
-		obs[i]++
-	}
-	exp := []float64{n / 3.0, n / 3.0, n / 3.0}
-	if x := chiSquare(obs, exp); x > chiSquare001[2] {
-		t.Errorf("counts %v of %d picks are not uniform: chi-square %.2f > %.3f (df 2, p 0.001)", obs, n, x, chiSquare001[2])
-	}
+		exp := []float64{n / 3.0, n / 3.0, n / 3.0}
+		if x := chiSquare(obs, exp); x > chiSquare001[2] {
+			return fmt.Sprintf("counts %v of %d picks are not uniform: chi-square %.2f > %.3f (df 2, p 0.001)", obs, n, x, chiSquare001[2])
+		}
 
-	// Independence: the 9 kinds of non-overlapping pairs of consecutive
-	// picks are equally likely.
-	pairs := make([]float64, 9)
-	for i := 0; i+1 < n; i += 2 {
-		pairs[3*slices.Index(names, seq[i])+slices.Index(names, seq[i+1])]++
-	}
-	np := float64(n / 2)
-	expPairs := slices.Repeat([]float64{np / 9}, 9)
-	if x := chiSquare(pairs, expPairs); x > chiSquare001[8] {
-		t.Errorf("pairs of consecutive picks (aa ab ac ba ... cc) %v are not independent: chi-square %.2f > %.3f (df 8, p 0.001); first picks: %s",
-			pairs, x, chiSquare001[8], strings.Join(seq[:30], " "))
+		// Independence: the 9 kinds of non-overlapping pairs of
+		// consecutive picks are equally likely.
+		pairs := make([]float64, 9)
+		for i := 0; i+1 < n; i += 2 {
+			pairs[3*slices.Index(names, seq[i])+slices.Index(names, seq[i+1])]++
+		}
+		np := float64(n / 2)
+		expPairs := slices.Repeat([]float64{np / 9}, 9)
+		if x := chiSquare(pairs, expPairs); x > chiSquare001[8] {
+			return fmt.Sprintf("pairs of consecutive picks (aa ab ac ba ... cc) %v are not independent: chi-square %.2f > %.3f (df 8, p 0.001); first picks: %s",
+				pairs, x, chiSquare001[8], strings.Join(seq[:30], " "))
+		}
+		return ""
+	}); msg != "" {
+		t.Error(msg)
 	}
 }
 
 // TestBalancingRandomWeighted: weights 2 and 1 give shares 2/3 and 1/3
-// (chi-square at p = 0.001).
+// (chi-square at p = 0.001, a failing sample drawn again).
 func TestBalancingRandomWeighted(t *testing.T) {
 	t.Parallel()
 	a, b := newTestBackend(t, "a"), newTestBackend(t, "b")
 	lb := startBalancer(t, lbConfig("random", "", backendEntry{Addr: a.addr, Weight: 2}, backendEntry{Addr: b.addr, Weight: 1}))
 
 	const n = 3000
-	res := spread(client(t), lb.URL("/random-weighted"), n, 8)
-	if len(res.Failures) > 0 {
-		t.Fatalf("%d of %d requests failed, first: %s", len(res.Failures), n, res.Failures[0])
-	}
-	obs := []float64{float64(res.ByBackend["a"]), float64(res.ByBackend["b"])}
-	exp := []float64{n * 2 / 3.0, n / 3.0}
-	if x := chiSquare(obs, exp); x > chiSquare001[1] {
-		t.Errorf("weights 2,1: counts %v of %d, want about %v: chi-square %.2f > %.3f (df 1, p 0.001)", obs, n, exp, x, chiSquare001[1])
+	if msg := rejectedTwice(func() string {
+		res := spread(client(t), lb.URL("/random-weighted"), n, 8)
+		if len(res.Failures) > 0 {
+			t.Fatalf("%d of %d requests failed, first: %s", len(res.Failures), n, res.Failures[0])
+		}
+		obs := []float64{float64(res.ByBackend["a"]), float64(res.ByBackend["b"])}
+		exp := []float64{n * 2 / 3.0, n / 3.0}
+		if x := chiSquare(obs, exp); x > chiSquare001[1] {
+			return fmt.Sprintf("weights 2,1: counts %v of %d, want about %v: chi-square %.2f > %.3f (df 1, p 0.001)", obs, n, exp, x, chiSquare001[1])
+		}
+		return ""
+	}); msg != "" {
+		t.Error(msg)
 	}
 }
 
