@@ -131,13 +131,18 @@ func (rc *requestContext) String() string { return "h1server.requestContext" }
 func (c *conn) watch(rc *requestContext) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.cur != rc || c.bgRunning || c.bgWanted || c.hasByte {
-		// (A kept byte is the next request's start: the client is there,
-		// and a second read would overwrite it, as net/http notes too.)
+	if c.cur != rc || c.bgRunning || c.bgWanted {
 		return
 	}
 	if !c.bodyDone {
+		// The body's reader may be in conn.Read, which uses hasByte
+		// without the lock: look at it only once the body has ended.
 		c.bgWanted = true
+		return
+	}
+	if c.hasByte {
+		// A kept byte is the next request's start: the client is there,
+		// and a second read would overwrite it (as net/http notes too).
 		return
 	}
 	c.startBackgroundReadLocked()
