@@ -382,34 +382,36 @@ func (c *conn) serveRequest(first bool) bool {
 	case aborted:
 		w.flushOnAbort()
 		c.endRequest(rc)
-		c.dropBody(body)
+		c.dropBody(body, false) // a cut response: nothing to protect
 		return false
 	}
 	w.finish()
 	c.endRequest(rc)
 	w.req, c.body = nil, nil
 	if w.err != nil || w.closeAfter || c.broken {
-		c.dropBody(body)
+		// A client gone (w.err, broken) has no response to protect.
+		c.dropBody(body, w.err == nil && !c.broken)
 		return false
 	}
 	if body != nil && !c.finishBody(body) {
-		c.dropBody(body)
+		c.dropBody(body, true)
 		return false
 	}
 	return true
 }
 
-// dropBody ends the body of a request after which the connection closes,
-// if the body was not read to its end. A client still sending it would get
-// a reset for the unread bytes, which may destroy the response before it
-// reads it: the write side is closed first and the close delayed a little,
-// as net/http does. Closing ends a read a reader left behind may be blocked
-// in, and the read buffer is not recycled under it.
-func (c *conn) dropBody(b *requestBody) {
+// dropBody ends the body of a request after which the connection closes.
+// If the body was not read to its end and a response went out (linger), a
+// client still sending the body would get a reset for the unread bytes,
+// which may destroy the response before it reads it: the write side is
+// closed first and the close delayed a little, as net/http does. Closing
+// ends a read a reader left behind may be blocked in, and the read buffer
+// is not recycled under it.
+func (c *conn) dropBody(b *requestBody, linger bool) {
 	if b == nil {
 		return
 	}
-	if !b.sawEOF.Load() {
+	if linger && !b.sawEOF.Load() {
 		if cw, ok := c.rwc.(interface{ CloseWrite() error }); ok {
 			cw.CloseWrite()
 			time.Sleep(rstAvoidanceDelay)
