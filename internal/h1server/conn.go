@@ -92,12 +92,23 @@ type conn struct {
 	idleBP     *[]byte
 	idleErr    error
 	idleReadFn func(fd uintptr) bool
+	idleTryFn  func(fd uintptr) bool
 	broken     bool         // the connection cannot serve another request
 	body       *requestBody // the current request's body, if any
 	afterPost  bool         // the last request was a POST
 	// userDeadline: the handler set a read deadline (ResponseController),
 	// which the body's first read must not clear.
 	userDeadline atomic.Bool
+
+	// Parking (park_linux.go): parkID names the connection to the parker
+	// once it parked (0: never); parked is set while it waits with no
+	// goroutine. Whoever clears parked (unpark) owns the connection: a
+	// goroutine resuming it, or the idle sweep or a shutdown closing it.
+	parkID    uint64
+	parked    atomic.Bool
+	parkUntil time.Time     // when a parked connection is closed; zero: never
+	idleWait  time.Duration // the bound of the wait that parked: idle or header timeout
+	firstWait bool          // it parked before its first request
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -144,41 +155,79 @@ func (c *conn) Read(p []byte) (int, error) {
 }
 
 func (c *conn) serve() {
-	s := c.srv
-	defer func() {
-		s.remove(c)
-		if c.res.hijacked {
-			return // the new owner has the connection and its reader
-		}
-		c.rwc.Close()
-		if c.br != nil {
-			c.br.Reset(nil)
-			readers.Put(c.br)
-		}
-	}()
-	c.ctx = context.Background()
-	if s.ConnContext != nil {
-		c.ctx = s.ConnContext(c.ctx, c.rwc)
-	}
-	for first := true; ; first = false {
-		c.state.Store(stateIdle)
-		if s.shutting.Load() && !first {
+	c.start()
+	c.loop(true, false)
+}
+
+// serveParked is serve for a lean server's new connection: it is parked
+// until its first bytes arrive, so that in a burst of new connections (a
+// load generator's, clients reconnecting after a restart) none holds a
+// goroutine before it has something to read.
+func (c *conn) serveParked() {
+	c.start()
+	c.idleWait, c.firstWait = c.srv.ReadHeaderTimeout, true
+	if c.raw != nil {
+		c.setReadDeadline(c.idleWait)
+		if p := c.srv.getParker(); p != nil && p.park(c) {
 			return
 		}
-		if c.br == nil || c.br.Buffered() == 0 && !c.hasByte {
-			wait := s.IdleTimeout
-			if first {
-				wait = s.ReadHeaderTimeout
-			}
-			c.setReadDeadline(wait)
+	}
+	go c.loop(true, false)
+}
+
+// start sets up what every request of the connection uses.
+func (c *conn) start() {
+	c.ctx = context.Background()
+	if s := c.srv; s.ConnContext != nil {
+		c.ctx = s.ConnContext(c.ctx, c.rwc)
+	}
+	if sc, ok := c.rwc.(syscall.Conn); ok {
+		c.raw, _ = sc.SyscallConn()
+	}
+}
+
+// resume serves a parked connection that became readable: it goes on
+// where waitIdle parked it, on a goroutine of its own.
+func (c *conn) resume() { c.loop(c.firstWait, true) }
+
+// loop serves requests until the connection ends, or parks (then the
+// goroutine ends, and the connection, owned by the parker, is no longer
+// touched). resumed: the connection was parked in waitIdle.
+func (c *conn) loop(first, resumed bool) {
+	s := c.srv
+	parked := false
+	defer func() {
+		if !parked {
+			c.finish()
 		}
-		switch {
-		case c.br == nil && !s.lean():
-			c.br = readers.Get().(*bufio.Reader)
-			c.br.Reset(c)
-		case c.br == nil, c.br.Buffered() == 0 && !c.hasByte && s.lean():
-			if err := c.waitIdle(); err != nil {
+	}()
+	for ; ; first = false {
+		if resumed {
+			resumed = false
+			if err := c.waitReadable(); err != nil {
 				return
+			}
+		} else {
+			c.state.Store(stateIdle)
+			if s.shutting.Load() && !first {
+				return
+			}
+			if c.br == nil || c.br.Buffered() == 0 && !c.hasByte {
+				c.idleWait, c.firstWait = s.IdleTimeout, first
+				if first {
+					c.idleWait = s.ReadHeaderTimeout
+				}
+				c.setReadDeadline(c.idleWait)
+			}
+			switch {
+			case c.br == nil && !s.lean():
+				c.br = readers.Get().(*bufio.Reader)
+				c.br.Reset(c)
+			case c.br == nil, c.br.Buffered() == 0 && !c.hasByte && s.lean():
+				if err := c.waitIdle(); err != nil {
+					parked = err == errParked
+					return
+				}
 			}
 		}
 		b, err := c.br.Peek(1)
@@ -200,16 +249,53 @@ func (c *conn) serve() {
 	}
 }
 
+// finish ends the connection's service: it closes the connection (unless
+// hijacked) and gives back its read buffer.
+func (c *conn) finish() {
+	s := c.srv
+	if c.parkID != 0 {
+		s.parker.Load().forget(c)
+	}
+	s.remove(c)
+	if c.res.hijacked {
+		return // the new owner has the connection and its reader
+	}
+	c.rwc.Close()
+	if c.br != nil {
+		c.br.Reset(nil)
+		readers.Put(c.br)
+	}
+}
+
+// unpark takes a parked connection from the parker: true for the one
+// caller that gets it.
+func (c *conn) unpark() bool { return c.parked.CompareAndSwap(true, false) }
+
+// closeParked closes a connection taken from the parker (idle too long,
+// or the server shutting down).
+func (c *conn) closeParked() { c.finish() }
+
+// errParked: waitIdle parked the connection.
+var errParked = errors.New("h1server: connection parked")
+
 // waitIdle waits for the next request with no read buffer: the buffer
 // goes back to its pool, and each read attempt while the connection is
 // idle (the first one, and one each time the poller says it is readable)
 // takes a buffer from a pool only for the system call, giving it back at
 // once when there was nothing to read. What a read brings is handed to the
-// read buffer taken again for the request (see readIdleData). The read
-// deadline set before bounds the wait. Two system calls, as without it.
+// read buffer taken again for the request (see readIdleData).
+//
+// When the first attempt finds nothing, the connection is parked (see
+// parker): waitIdle returns errParked and the goroutine ends; the one that
+// resumes the connection calls waitReadable. Without a parker, the
+// goroutine waits in a read, bounded by the read deadline set before.
 func (c *conn) waitIdle() error {
 	// Nor the last request's parts, which hold its head.
-	clear(c.reqHeader)
+	if c.reqHeader != nil {
+		clear(c.reqHeader)
+		headerMaps.Put(c.reqHeader)
+		c.reqHeader = nil
+	}
 	c.vals = [len(c.vals)]string{}
 	c.freq, c.url = nil, url.URL{}
 	if c.br != nil {
@@ -217,13 +303,29 @@ func (c *conn) waitIdle() error {
 		readers.Put(c.br)
 		c.br = nil
 	}
-	var err error
-	if c.raw == nil {
-		if sc, ok := c.rwc.(syscall.Conn); ok {
-			c.raw, err = sc.SyscallConn()
+	if c.raw != nil {
+		// One read attempt; nothing there, the parker (if any) waits for
+		// the connection instead of this goroutine.
+		if c.idleTryFn == nil {
+			c.idleTryFn = c.idleTry
+		}
+		if err := c.raw.Read(c.idleTryFn); err != nil {
+			return err
+		}
+		if c.idleData == nil && c.idleErr == nil {
+			if p := c.srv.getParker(); p != nil && p.park(c) {
+				return errParked
+			}
 		}
 	}
-	if c.raw != nil && err == nil {
+	return c.waitReadable()
+}
+
+// waitReadable is the end of waitIdle: it waits in a read (of idleRead)
+// for what the next request brings, then takes a read buffer again.
+func (c *conn) waitReadable() error {
+	var err error
+	if c.raw != nil && c.idleData == nil && c.idleErr == nil {
 		if c.idleReadFn == nil {
 			c.idleReadFn = c.idleRead // one method value per connection
 		}
@@ -232,6 +334,13 @@ func (c *conn) waitIdle() error {
 	c.br = readers.Get().(*bufio.Reader)
 	c.br.Reset(c)
 	return err
+}
+
+// idleTry is idleRead that does not wait: its result is in idleData and
+// idleErr, both unset when there was nothing to read.
+func (c *conn) idleTry(fd uintptr) bool {
+	c.idleRead(fd)
+	return true
 }
 
 // idleRead is one read attempt of an idle connection (a syscall.RawConn
@@ -278,6 +387,11 @@ func (c *conn) readIdleData(p []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// headerMaps are the request header maps of the fast path, given back
+// by connections that wait lean. Room for 16 fields: most requests have
+// fewer, and one with more grows it.
+var headerMaps = sync.Pool{New: func() any { return make(http.Header, 16) }}
 
 // idleBufs are the buffers of idle connections' read attempts: as large as
 // a connection's read buffer, so that one copy moves a read into it.
@@ -447,7 +561,7 @@ func (c *conn) readRequest(first bool) (req *http.Request, hosts hostFields, err
 		}
 	}
 	if c.reqHeader == nil {
-		c.reqHeader = make(http.Header, 16)
+		c.reqHeader = headerMaps.Get().(http.Header)
 	}
 	clear(c.reqHeader) // the last request's fields
 	f := &c.fast

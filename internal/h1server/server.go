@@ -47,8 +47,10 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	h2        *handoffListener // mu; set once by the first Serve
 	shutting  atomic.Bool
-	open      atomic.Int64  // connections being served
-	done      chan struct{} // mu; made by the first Shutdown, closed when no connection is left
+	open      atomic.Int64           // connections being served
+	done      chan struct{}          // mu; made by the first Shutdown, closed when no connection is left
+	parker    atomic.Pointer[parker] // made by the first park (getParker)
+	noParker  bool                   // mu: the system gave none; not asked again
 }
 
 // DefaultMaxHeaderBytes is the head limit when MaxHeaderBytes is 0.
@@ -66,6 +68,40 @@ func (s *Server) lean() bool {
 		limit = DefaultLeanAbove
 	}
 	return limit > 0 && s.open.Load() > limit
+}
+
+// getParker returns the parker of idle connections, started at the first
+// call; nil if there can be none, or the server is shutting down.
+func (s *Server) getParker() *parker {
+	if p := s.parker.Load(); p != nil {
+		return p
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.parker.Load(); p != nil || s.noParker || s.shutting.Load() {
+		return p
+	}
+	bound := s.IdleTimeout
+	if bound <= 0 || s.ReadHeaderTimeout > 0 && s.ReadHeaderTimeout < bound {
+		bound = s.ReadHeaderTimeout
+	}
+	p := newParker(bound)
+	if p == nil {
+		s.noParker = true
+		return nil
+	}
+	s.parker.Store(p)
+	return p
+}
+
+// closeParker closes the parked connections and stops the parker.
+func (s *Server) closeParker() {
+	s.mu.Lock()
+	p := s.parker.Load()
+	s.mu.Unlock()
+	if p != nil {
+		p.close()
+	}
 }
 
 func (s *Server) maxHeaderBytes() int {
@@ -107,7 +143,11 @@ func (s *Server) Serve(ln net.Listener) error {
 			nc.Close()
 			return http.ErrServerClosed
 		}
-		go c.serve()
+		if s.lean() {
+			c.serveParked()
+		} else {
+			go c.serve()
+		}
 	}
 }
 
@@ -209,6 +249,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		go func() { h2err <- s.HTTP2.Shutdown(ctx) }()
 	}
 	err := s.waitConns(ctx, done)
+	s.closeParker()
 	if h2err != nil {
 		if e := <-h2err; err == nil {
 			err = e
@@ -242,12 +283,20 @@ func (s *Server) waitConns(ctx context.Context, done chan struct{}) error {
 }
 
 func (s *Server) closeIdle() {
+	var parked []*conn
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	for c := range s.conns {
 		if c.state.Load() == stateIdle {
-			c.rwc.Close()
+			if c.unpark() {
+				parked = append(parked, c) // closed below: that takes mu
+			} else {
+				c.rwc.Close()
+			}
 		}
+	}
+	s.mu.Unlock()
+	for _, c := range parked {
+		c.closeParked()
 	}
 }
 
@@ -263,6 +312,7 @@ func (s *Server) Close() error {
 	}
 	h2 := s.h2
 	s.mu.Unlock()
+	s.closeParker()
 	if h2 != nil {
 		return s.HTTP2.Close()
 	}

@@ -1,0 +1,283 @@
+//go:build linux
+
+package h1server
+
+import (
+	"errors"
+	"os"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// parker holds the idle connections of a lean server (see
+// Server.LeanAbove) without a goroutine each. A goroutine waiting in a read
+// keeps its stack, 8 KiB once it has run the proxy: at thousands of idle
+// connections the stacks alone are more memory than everything else a
+// connection holds. A parked connection is registered, one-shot, with an
+// epoll instance of its own; that instance is itself watched by Go's
+// poller, so one goroutine (run) waits for all of them, and starts a
+// goroutine for each connection that becomes readable (or hangs up), which
+// goes on where the parked one stopped (conn.resume).
+//
+// The cost, paid only in lean mode: one epoll_ctl per park, a goroutine
+// start per wake, and the epoll_wait that reports a batch of wakes.
+type parker struct {
+	ep   *os.File // the epoll instance
+	raw  syscall.RawConn
+	epfd int
+	// sweepEvery is how often the connections parked past their time
+	// (conn.parkUntil) are closed: an eighth of the shortest wait bound,
+	// within 10 ms … 1 s; 0 when the server bounds no wait.
+	sweepEvery time.Duration
+
+	mu     sync.Mutex
+	conns  map[uint64]*conn // registered connections (parked or not), by parkID
+	nextID uint64
+	closed bool
+	done   chan struct{} // closed when run returns
+	// workers are goroutines that served a connection until it parked and
+	// wait for the next one to resume (most recently idle last): a new
+	// goroutine would start with a small stack and grow it again.
+	workers []chan *conn
+	// park's arguments and result of ctl.
+	ctlFn  func(fd uintptr)
+	ctlOp  int
+	ctlEv  syscall.EpollEvent
+	ctlErr error
+}
+
+// maxIdleWorkers is how many goroutines wait for a connection to resume
+// (their stacks, 8 KiB each, are what parking saves; the rest end).
+const maxIdleWorkers = 128
+
+// newParker starts a parker for waits bounded by at least bound (0: none
+// is); nil if the system will not give one (the server then keeps idle
+// connections waiting in a read).
+func newParker(bound time.Duration) *parker {
+	fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil
+	}
+	if err := syscall.SetNonblock(fd, true); err != nil {
+		syscall.Close(fd)
+		return nil
+	}
+	f := os.NewFile(uintptr(fd), "h1server-park")
+	raw, err := f.SyscallConn()
+	// A deadline can be set only on a file Go's poller watches.
+	if err != nil || f.SetReadDeadline(time.Time{}) != nil {
+		f.Close()
+		return nil
+	}
+	p := &parker{
+		ep: f, raw: raw, epfd: fd,
+		conns: make(map[uint64]*conn),
+		done:  make(chan struct{}),
+	}
+	p.ctlFn = p.ctl
+	if bound > 0 {
+		p.sweepEvery = min(max(bound/8, 10*time.Millisecond), time.Second)
+	}
+	go p.run()
+	return p
+}
+
+// park registers c, whose goroutine found nothing to read, to be resumed
+// when it becomes readable. False if it cannot be (the parker is closed,
+// or the system refused): the caller waits in a read as without a parker.
+// Once park returns true, c belongs to the goroutine that resumes it (or
+// closes it): the caller must not touch it any more.
+func (p *parker) park(c *conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	op := syscall.EPOLL_CTL_MOD
+	if c.parkID == 0 {
+		p.nextID++
+		c.parkID = p.nextID
+		p.conns[c.parkID] = c
+		op = syscall.EPOLL_CTL_ADD
+	}
+	c.parkUntil = time.Time{}
+	if c.idleWait > 0 {
+		c.parkUntil = time.Now().Add(c.idleWait)
+	}
+	c.parked.Store(true)
+	// Level-triggered and one-shot: bytes that came after the last read
+	// attempt are reported at once; after one report the connection is
+	// off until parked again.
+	ev := syscall.EpollEvent{
+		Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT,
+		Fd:     int32(uint32(c.parkID)),
+		Pad:    int32(uint32(c.parkID >> 32)),
+	}
+	p.ctlOp, p.ctlEv = op, ev
+	// Control holds the socket open: its number cannot name another one.
+	if err := c.raw.Control(p.ctlFn); err != nil || p.ctlErr != nil {
+		c.parked.Store(false)
+		if op == syscall.EPOLL_CTL_ADD {
+			delete(p.conns, c.parkID)
+			c.parkID = 0
+		}
+		return false
+	}
+	return true
+}
+
+// ctl registers the socket fd as park asks (a syscall.RawConn control
+// function, made once: a closure per park would be an allocation).
+func (p *parker) ctl(fd uintptr) {
+	p.ctlErr = syscall.EpollCtl(p.epfd, p.ctlOp, int(fd), &p.ctlEv)
+}
+
+// forget drops c, which is ending, from the registered connections. Its
+// socket leaves the epoll instance when it is closed.
+func (p *parker) forget(c *conn) {
+	p.mu.Lock()
+	delete(p.conns, c.parkID)
+	p.mu.Unlock()
+}
+
+// run waits for parked connections to become readable and resumes them,
+// and sweeps out those idle for too long, until the parker is closed.
+func (p *parker) run() {
+	defer close(p.done)
+	events := make([]syscall.EpollEvent, 128)
+	var n int
+	var werr error
+	poll := func(fd uintptr) bool {
+		for {
+			n, werr = syscall.EpollWait(int(fd), events, 0)
+			if werr != syscall.EINTR {
+				return n > 0 || werr != nil
+			}
+		}
+	}
+	var nextSweep time.Time
+	if p.sweepEvery > 0 {
+		nextSweep = time.Now().Add(p.sweepEvery)
+		p.ep.SetReadDeadline(nextSweep)
+	}
+	for {
+		err := p.raw.Read(poll)
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+		case err != nil || werr != nil:
+			return // closed
+		default:
+			for _, ev := range events[:n] {
+				p.wake(uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32)
+			}
+			// The connections woken go first: taking the next batch at
+			// once would admit every ready connection together, ahead
+			// of the responses of those admitted before.
+			runtime.Gosched()
+		}
+		if p.sweepEvery > 0 {
+			if now := time.Now(); !now.Before(nextSweep) {
+				p.sweep(now)
+				nextSweep = now.Add(p.sweepEvery)
+				p.ep.SetReadDeadline(nextSweep)
+			}
+		}
+	}
+}
+
+// wake resumes the connection registered as id, if it is still parked.
+func (p *parker) wake(id uint64) {
+	p.mu.Lock()
+	c := p.conns[id]
+	p.mu.Unlock()
+	if c == nil || !c.unpark() {
+		return
+	}
+	p.mu.Lock()
+	if n := len(p.workers); n > 0 {
+		w := p.workers[n-1]
+		p.workers = p.workers[:n-1]
+		p.mu.Unlock()
+		w <- c
+		return
+	}
+	p.mu.Unlock()
+	go p.work(c, nil)
+}
+
+// work resumes c, then, while the parker needs it, the connections wake
+// gives it on w.
+func (p *parker) work(c *conn, w chan *conn) {
+	for {
+		c.resume()
+		if w == nil {
+			w = make(chan *conn, 1)
+		}
+		p.mu.Lock()
+		if p.closed || len(p.workers) >= maxIdleWorkers {
+			p.mu.Unlock()
+			return
+		}
+		p.workers = append(p.workers, w)
+		p.mu.Unlock()
+		if c = <-w; c == nil {
+			return // closed
+		}
+	}
+}
+
+// sweep closes the connections parked past their time: the idle timeout
+// (or, before the first request, the header timeout).
+func (p *parker) sweep(now time.Time) {
+	var expired []*conn
+	p.mu.Lock()
+	for _, c := range p.conns {
+		if c.parked.Load() && !c.parkUntil.IsZero() && !now.Before(c.parkUntil) && c.unpark() {
+			expired = append(expired, c)
+		}
+	}
+	p.mu.Unlock()
+	for _, c := range expired {
+		c.closeParked()
+	}
+}
+
+// parkedConns counts the connections parked now.
+func (p *parker) parkedConns() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, c := range p.conns {
+		if c.parked.Load() {
+			n++
+		}
+	}
+	return n
+}
+
+// close stops the parker: the connections parked are closed, later parks
+// are refused, and run has returned when close does.
+func (p *parker) close() {
+	var parked []*conn
+	p.mu.Lock()
+	if !p.closed {
+		p.closed = true
+		for _, c := range p.conns {
+			if c.unpark() {
+				parked = append(parked, c)
+			}
+		}
+		p.ep.Close()
+		for _, w := range p.workers {
+			close(w)
+		}
+		p.workers = nil
+	}
+	p.mu.Unlock()
+	for _, c := range parked {
+		c.closeParked()
+	}
+	<-p.done
+}
