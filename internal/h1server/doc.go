@@ -32,6 +32,12 @@
 //     trailers, Flush, Hijack and read/write deadlines work as with
 //     net/http's server (http.ResponseController included).
 //
+// Above Server.LeanAbove open connections (default 1,000), idle
+// connections wait lean: no read buffer, and on Linux no goroutine either:
+// they are parked in an epoll instance of the server's own, which one
+// goroutine watches through Go's poller, and a reused worker goroutine
+// resumes each one that becomes readable (park_linux.go).
+//
 // Connections that open with the HTTP/2 preface (h2c with prior knowledge)
 // are handed to a net/http server, which keeps serving HTTP/2. Graceful
 // shutdown closes idle connections at once, lets active ones finish their
