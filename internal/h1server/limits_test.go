@@ -166,12 +166,14 @@ func goroutinesIn(fn string) int {
 }
 
 // TestLeanIdle: above LeanAbove open connections, idle connections wait
-// without a read buffer (in waitIdle), and still serve their next request
-// (sent whole, one byte first, or pipelined), honour the idle timeout, and
-// are closed at once by Shutdown; at or under it they wait in a read.
+// without a read buffer: on Linux parked, with no goroutine (neither in
+// waitIdle nor anywhere in the connection's loop), elsewhere in waitIdle;
+// and still serve their next request (sent whole, one byte first, or
+// pipelined), honour the idle timeout, and are closed at once by Shutdown.
+// At or under it they wait in a read, never parked.
 func TestLeanIdle(t *testing.T) {
 	const idle = 150 * time.Millisecond
-	const waitIdle = "(*conn).waitIdle"
+	const waitIdle, loop = "(*conn).waitIdle", "(*conn).loop"
 	for _, leanAbove := range []int{-1, 1} {
 		t.Run(fmt.Sprint("LeanAbove ", leanAbove), func(t *testing.T) {
 			s := &Server{LeanAbove: leanAbove, IdleTimeout: idle, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -179,14 +181,29 @@ func TestLeanIdle(t *testing.T) {
 			})}
 			addr := serve(t, s)
 			a, b := newRaw(t, addr), newRaw(t, addr)
+			// Both open before the requests: a connection served while
+			// the server was not lean waits in a read until its next
+			// request.
+			waitFor(t, "both connections to be open", func() bool { return s.open.Load() == 2 })
 			for _, c := range []*rawClient{a, b} {
 				c.send("GET /1 HTTP/1.1\r\nHost: a\r\n\r\n")
 				c.read("GET")
 			}
-			if leanAbove > 0 {
+			// Two connections are open: both are over LeanAbove 1.
+			switch {
+			case leanAbove > 0 && runtime.GOOS == "linux":
+				waitFor(t, "both idle connections to be parked, with no goroutine", func() bool {
+					return s.parkedConns() == 2 && goroutinesIn(waitIdle) == 0 && goroutinesIn(loop) == 0
+				})
+			case leanAbove > 0:
 				waitFor(t, "both idle connections to wait lean", func() bool { return goroutinesIn(waitIdle) == 2 })
-			} else if n := goroutinesIn(waitIdle); n != 0 {
-				t.Fatalf("%d connections wait lean with LeanAbove %d", n, leanAbove)
+			default:
+				if n := goroutinesIn(waitIdle); n != 0 {
+					t.Fatalf("%d connections wait lean with LeanAbove %d", n, leanAbove)
+				}
+				if n := s.parkedConns(); n != 0 {
+					t.Fatalf("%d connections parked with LeanAbove %d", n, leanAbove)
+				}
 			}
 			a.send("G")
 			a.send("ET /2 HTTP/1.1\r\nHost: a\r\n\r\n")

@@ -1,0 +1,396 @@
+package h1server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"runtime/metrics"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"golang.org/x/net/http2"
+)
+
+// The tests of parking (park_linux.go): a lean server's idle connections,
+// and its new ones until their first bytes, wait with no goroutine.
+
+// inLoop is on the stack of every goroutine serving a connection.
+const inLoop = "(*conn).loop"
+
+func skipUnlessParking(t *testing.T) {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("connections are parked on Linux only")
+	}
+}
+
+// pathHandler answers with the request's path.
+func pathHandler(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.URL.Path) }
+
+// serveParking is serveLean that also returns how many goroutines serve a
+// connection (are in loop) once only the ballast is open: one, the
+// ballast's. serveLean's ballast was served while the server was not lean,
+// and waits in a read until its next request (the tests send none); it is
+// never parked. serveParking waits until it does: a ballast still
+// finishing its response when the first connection of the test is
+// accepted would see the server lean and be parked.
+func serveParking(t *testing.T, s *Server) (addr string, ballast int) {
+	t.Helper()
+	addr = serveLean(t, s)
+	waitFor(t, "the ballast to wait for its next request in a read", func() bool { return readingInLoop() == 1 })
+	if n := s.parkedConns(); n != 0 {
+		t.Fatalf("%d connections parked with only the ballast open", n)
+	}
+	return addr, 1
+}
+
+// readingInLoop counts the goroutines that wait for a connection's next
+// request in a read (not parked, not in waitIdle).
+func readingInLoop() int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	n := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, inLoop) && strings.Contains(g, "internal/poll.(*FD).Read(") && !strings.Contains(g, "(*conn).waitIdle") {
+			n++
+		}
+	}
+	return n
+}
+
+// waitParked waits until n connections are parked and loop goroutines
+// are ballast many: the parked ones hold none.
+func waitParked(t *testing.T, s *Server, n, ballast int) {
+	t.Helper()
+	var parked, loops int
+	deadline := time.Now().Add(ioTimeout)
+	for {
+		parked, loops = s.parkedConns(), goroutinesIn(inLoop)
+		if parked == n && loops == ballast {
+			return
+		}
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			buf = buf[:runtime.Stack(buf, true)]
+			t.Fatalf("waiting for %d connections parked and %d goroutines serving connections: %d and %d after %v; %d open\n%s",
+				n, ballast, parked, loops, ioTimeout, s.open.Load(), buf)
+		}
+		time.Sleep(time.Millisecond) // polled: parking is not an event a test sees
+	}
+}
+
+// TestParkIdle: the kept-alive idle connections of a lean server are
+// parked and hold no goroutine; woken, each serves its next request, sent
+// whole, in two writes (the second one after the first woke it), or two
+// pipelined in one write, and parks again.
+func TestParkIdle(t *testing.T) {
+	skipUnlessParking(t)
+	s := &Server{IdleTimeout: ioTimeout, ReadHeaderTimeout: ioTimeout, Handler: http.HandlerFunc(pathHandler)}
+	addr, ballast := serveParking(t, s)
+	const n = 20
+	cs := make([]*rawClient, n)
+	for i := range cs {
+		cs[i] = newRaw(t, addr)
+		cs[i].send("GET /first HTTP/1.1\r\nHost: a\r\n\r\n")
+		if res := cs[i].read("GET"); res.status != 200 || res.body != "/first" {
+			t.Fatalf("conn %d: first request got %s", i, res)
+		}
+	}
+	waitParked(t, s, n, ballast)
+
+	for i, c := range cs {
+		var want []string
+		switch i % 3 {
+		case 0:
+			c.send("GET /whole HTTP/1.1\r\nHost: a\r\n\r\n")
+			want = []string{"/whole"}
+		case 1:
+			c.send("GET /spl")
+			// Woken by the first part, the connection waits for the rest
+			// in a read.
+			waitFor(t, "the first part to wake the connection", func() bool { return s.parkedConns() == n-1 })
+			c.send("it HTTP/1.1\r\nHost: a\r\n\r\n")
+			want = []string{"/split"}
+		case 2:
+			c.send("GET /p1 HTTP/1.1\r\nHost: a\r\n\r\nGET /p2 HTTP/1.1\r\nHost: a\r\n\r\n")
+			want = []string{"/p1", "/p2"}
+		}
+		for _, w := range want {
+			if res := c.read("GET"); res.status != 200 || res.body != w {
+				t.Fatalf("conn %d: got %s, want %s", i, res, w)
+			}
+		}
+		waitParked(t, s, n, ballast)
+	}
+	for i, c := range cs {
+		c.send("GET /third HTTP/1.1\r\nHost: a\r\n\r\n")
+		if res := c.read("GET"); res.status != 200 || res.body != "/third" {
+			t.Fatalf("conn %d: third request got %s", i, res)
+		}
+	}
+	waitParked(t, s, n, ballast)
+}
+
+// TestParkNew: a lean server's new connection is parked as accepted, with
+// no goroutine ever started for it (not even one that parks it soon
+// after), until its first bytes; then it is served (as a first request)
+// and, idle again, parked again.
+func TestParkNew(t *testing.T) {
+	skipUnlessParking(t)
+	s := &Server{IdleTimeout: ioTimeout, ReadHeaderTimeout: ioTimeout, Handler: http.HandlerFunc(pathHandler)}
+	addr, ballast := serveParking(t, s)
+	const n = 20
+	runtime.GC() // starts the collector's workers, which would be counted
+	before := goroutinesCreated()
+	cs := make([]net.Conn, n)
+	for i := range cs {
+		// Not dial: its timeout may start a goroutine.
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(ioTimeout))
+		cs[i] = c
+	}
+	waitFor(t, "the new connections to be open", func() bool { return s.open.Load() == n+1 })
+	waitParked(t, s, n, ballast)
+	// The parker's goroutine may be started now; no more than a few others.
+	if d := goroutinesCreated() - before; d > n/4 {
+		t.Errorf("%d goroutines started for %d new connections parked", d, n)
+	}
+	for i, nc := range cs {
+		c := &rawClient{t: t, c: nc, br: bufio.NewReader(nc)}
+		path := fmt.Sprint("/new", i)
+		c.send("GET " + path + " HTTP/1.1\r\nHost: a\r\n\r\n")
+		if res := c.read("GET"); res.status != 200 || res.body != path {
+			t.Fatalf("conn %d: got %s", i, res)
+		}
+		waitParked(t, s, n, ballast)
+		c.expectOpen()
+	}
+}
+
+// goroutinesCreated is how many goroutines the program has started.
+func goroutinesCreated() uint64 {
+	m := []metrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}
+	metrics.Read(m)
+	return m[0].Value.Uint64()
+}
+
+// TestParkHeaderTimeout: a new connection parked without sending anything
+// is closed once ReadHeaderTimeout has passed, not after IdleTimeout.
+func TestParkHeaderTimeout(t *testing.T) {
+	skipUnlessParking(t)
+	const timeout = 100 * time.Millisecond
+	s := &Server{ReadHeaderTimeout: timeout, IdleTimeout: 10 * time.Second, Handler: http.HandlerFunc(pathHandler)}
+	addr, ballast := serveParking(t, s)
+	start := time.Now()
+	c := newRaw(t, addr)
+	waitParked(t, s, 1, ballast)
+	c.expectClosed()
+	if d := time.Since(start); d < timeout*9/10 || d > 10*timeout {
+		t.Errorf("closed after %v, want about %v", d, timeout)
+	}
+	waitFor(t, "the server to forget the connection", func() bool { return s.open.Load() == 1 && s.parkedConns() == 0 })
+}
+
+// TestParkIdleTimeout: a kept-alive connection parked is closed once
+// IdleTimeout has passed since its last response (and not before). (No
+// ballast: it would time out too; two connections keep the server lean.)
+func TestParkIdleTimeout(t *testing.T) {
+	skipUnlessParking(t)
+	const idle = 300 * time.Millisecond
+	s := &Server{LeanAbove: 1, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: idle, Handler: http.HandlerFunc(pathHandler)}
+	addr := serve(t, s)
+	a, b := newRaw(t, addr), newRaw(t, addr)
+	waitFor(t, "both connections to be open", func() bool { return s.open.Load() == 2 })
+	var start time.Time
+	for _, c := range []*rawClient{b, a} {
+		c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+		c.read("GET")
+		start = time.Now()
+	}
+	waitParked(t, s, 2, 0)
+	a.expectClosed()
+	if d := time.Since(start); d < idle*9/10 || d > idle+time.Second {
+		t.Errorf("closed after %v, want about %v", d, idle)
+	}
+	b.expectClosed()
+}
+
+// TestParkH2C: a new connection parked before its first bytes is still
+// served as a first one when they come: the HTTP/2 preface is recognised
+// and the connection handed to the HTTP/2 server.
+func TestParkH2C(t *testing.T) {
+	skipUnlessParking(t)
+	s := &Server{Handler: http.HandlerFunc(protoHandler), HTTP2: h2cServer(http.HandlerFunc(protoHandler))}
+	addr, ballast := serveParking(t, s)
+	nc := dial(t, addr)
+	waitParked(t, s, 1, ballast)
+	tr := &http2.Transport{AllowHTTP: true}
+	cc, err := tr.NewClientConn(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	req, _ := http.NewRequest("POST", "http://"+addr+"/h2", bytes.NewReader([]byte("x")))
+	res, err := cc.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil || res.ProtoMajor != 2 || string(b) != "HTTP/2.0 POST /h2 x" {
+		t.Fatalf("got %s %q, %v; want an HTTP/2 response from the HTTP/2 server", res.Proto, b, err)
+	}
+}
+
+// TestParkClientClose: a parked connection the client closes, new or kept
+// alive, is forgotten by the server.
+func TestParkClientClose(t *testing.T) {
+	skipUnlessParking(t)
+	s := &Server{Handler: http.HandlerFunc(pathHandler)}
+	addr, ballast := serveParking(t, s)
+	for _, kept := range []bool{false, true} {
+		c := newRaw(t, addr)
+		if kept {
+			c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+			c.read("GET")
+		}
+		waitParked(t, s, 1, ballast)
+		c.c.Close()
+		waitFor(t, fmt.Sprintf("the server to forget the connection closed (kept alive: %v)", kept), func() bool {
+			return s.open.Load() == 1 && s.parkedConns() == 0 && goroutinesIn(inLoop) == ballast
+		})
+	}
+}
+
+// parkedClients opens, on a lean server, new connections that send
+// nothing and kept-alive ones, and waits until all are parked.
+func parkedClients(t *testing.T, s *Server, addr string, ballast int) []*rawClient {
+	t.Helper()
+	var cs []*rawClient
+	for i := range 6 {
+		c := newRaw(t, addr)
+		if i%2 == 1 {
+			c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+			c.read("GET")
+		}
+		cs = append(cs, c)
+	}
+	waitParked(t, s, len(cs), ballast)
+	return cs
+}
+
+// TestParkShutdown: Shutdown closes parked connections at once, returns
+// nil, and leaves no goroutine (the parker's ended).
+func TestParkShutdown(t *testing.T) {
+	skipUnlessParking(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	s := &Server{Handler: http.HandlerFunc(pathHandler)}
+	addr, ballast := serveParking(t, s)
+	cs := parkedClients(t, s, addr, ballast)
+	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+	defer cancel()
+	start := time.Now()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Shutdown took %v with parked connections only", d)
+	}
+	for _, c := range cs {
+		c.expectClosed()
+	}
+	if n := s.parkedConns(); n != 0 {
+		t.Errorf("%d connections still parked after Shutdown", n)
+	}
+}
+
+// TestParkClose: Close closes parked connections and leaves no goroutine.
+func TestParkClose(t *testing.T) {
+	skipUnlessParking(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	s := &Server{Handler: http.HandlerFunc(pathHandler)}
+	addr, ballast := serveParking(t, s)
+	cs := parkedClients(t, s, addr, ballast)
+	// Wake one so that the parker has an idle worker too.
+	cs[1].send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	cs[1].read("GET")
+	waitParked(t, s, len(cs), ballast)
+	if n := goroutinesIn("(*parker).work"); n == 0 {
+		t.Fatalf("no idle worker after a wake")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	for _, c := range cs {
+		c.expectClosed()
+	}
+	waitNoConns(t, s)
+	if n := s.parkedConns(); n != 0 {
+		t.Errorf("%d connections still parked after Close", n)
+	}
+}
+
+// goid is the id of the calling goroutine.
+func goid() string {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b, _, _ = bytes.Cut(bytes.TrimPrefix(b, []byte("goroutine ")), []byte(" "))
+	return string(b)
+}
+
+// TestParkWorkersReused: the goroutines that resume parked connections are
+// reused: 200 requests spread over 20 parked connections, one at a time,
+// are served by a handful of goroutines (the handler runs on the one that
+// resumed the connection), which then wait, few, for the next wake.
+func TestParkWorkersReused(t *testing.T) {
+	skipUnlessParking(t)
+	var mu sync.Mutex
+	served := make(map[string]int) // requests by goroutine
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		served[goid()]++
+		mu.Unlock()
+		pathHandler(w, r)
+	})}
+	addr, ballast := serveParking(t, s)
+	const n, requests = 20, 200
+	cs := make([]*rawClient, n)
+	for i := range cs {
+		cs[i] = newRaw(t, addr)
+	}
+	waitParked(t, s, n, ballast)
+	for i := range requests {
+		c := cs[i%n]
+		path := fmt.Sprint("/", i)
+		c.send("GET " + path + " HTTP/1.1\r\nHost: a\r\n\r\n")
+		if res := c.read("GET"); res.status != 200 || res.body != path {
+			t.Fatalf("request %d got %s", i, res)
+		}
+	}
+	waitParked(t, s, n, ballast)
+	mu.Lock()
+	goroutines := len(served)
+	mu.Unlock()
+	// Every idle worker served some of the requests (nothing else wakes
+	// a connection here).
+	idle := goroutinesIn("(*parker).work")
+	t.Logf("%d requests served by %d goroutines; %d idle workers", requests, goroutines, idle)
+	if goroutines > 10 {
+		t.Errorf("%d requests on parked connections served by %d goroutines, want a handful", requests, goroutines)
+	}
+	if idle == 0 || idle > min(goroutines, maxIdleWorkers) {
+		t.Errorf("%d idle workers after %d goroutines served, want 1 to %d", idle, goroutines, min(goroutines, maxIdleWorkers))
+	}
+}
