@@ -118,7 +118,11 @@ func (p *parker) park(c *conn) bool {
 	p.ctlOp, p.ctlEv = op, ev
 	// Control holds the socket open: its number cannot name another one.
 	if err := c.raw.Control(p.ctlFn); err != nil || p.ctlErr != nil {
-		c.parked.Store(false)
+		if !c.unpark() {
+			// A shutdown took it meanwhile (closeIdle and Close unpark
+			// without mu): it is theirs to close.
+			return true
+		}
 		if op == syscall.EPOLL_CTL_ADD {
 			delete(p.conns, c.parkID)
 			c.parkID = 0
