@@ -53,6 +53,10 @@ type response struct {
 	buf  []byte    // *bp: output not yet written
 	pend []byte    // body held back while its length may still be learned
 	vec  [2][]byte // writev of buf and a large body write
+
+	// vals holds the values of header fields put into header from
+	// elsewhere (HeaderValues); cleared with the map.
+	vals [16]string
 }
 
 func (w *response) reset(req *http.Request) {
@@ -69,6 +73,13 @@ func (w *response) reset(req *http.Request) {
 }
 
 func (w *response) Header() http.Header { return w.header }
+
+// HeaderValues is room for the values of header fields that the handler
+// copies into Header from elsewhere (the proxy's backend client parses the
+// backend's response head straight into it), saving an allocation per
+// response. Like the header map, it is valid until the response is
+// finished; the next request on the connection reuses both.
+func (w *response) HeaderValues() []string { return w.vals[:] }
 
 // WriteHeader sets the final status, or sends an informational (1xx but
 // 101) response at once with the header fields set so far.

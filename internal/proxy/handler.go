@@ -108,6 +108,7 @@ type exchange struct {
 	space     h1.ResponseSpace // the backend's response, kept until the request ends
 
 	respHeader http.Header // the ResponseWriter's header, if empty before the attempts
+	respVals   []string    // room for respHeader's values, if the ResponseWriter has some
 	inPlace    bool        // the response's header is respHeader
 
 	// w receives informational responses through got1xx, a method value
@@ -116,6 +117,10 @@ type exchange struct {
 	client11 bool // the client speaks HTTP/1.1 or later and may get 1xx responses
 	got1xx   func(code int, header http.Header) error
 }
+
+// headerValuer is a ResponseWriter with room for the values of its header
+// fields (h1server's): valid, like its header map, for the whole request.
+type headerValuer interface{ HeaderValues() []string }
 
 var exchanges = sync.Pool{New: func() any {
 	ex := &exchange{header: make(http.Header, 8)}
@@ -209,6 +214,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// An h1 backend transport parses the response header right into
 		// the ResponseWriter's, saving a map and a copy.
 		ex.respHeader = dst
+		if hv, ok := w.(headerValuer); ok {
+			ex.respVals = hv.HeaderValues()
+		}
 	}
 	ex.w, ex.client11 = w, r.ProtoAtLeast(1, 1)
 	var filter balancer.Filter
@@ -361,6 +369,7 @@ func (h *Handler) attempt(r *http.Request, b *upstream.Backend, n int, ex *excha
 		out.Trailer = &r.Trailer
 	}
 	out.ResponseHeader = ex.respHeader
+	out.ResponseValues = ex.respVals
 	out.StripHopByHop = true
 	out.Got1xx = ex.got1xx
 	out.Space = &ex.space

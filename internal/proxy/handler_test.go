@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/lbproject/load_balancer/internal/balancer"
 	"github.com/lbproject/load_balancer/internal/health"
@@ -144,10 +145,44 @@ func TestHandlerErrorReplyHasNoBackendFields(t *testing.T) {
 	}
 }
 
-// discardWriter is a ResponseWriter that keeps nothing, so benchmarks
-// measure the handler rather than a recorder.
-type discardWriter struct{ h http.Header }
+// TestHandlerResponseValuesInWritersRoom: with a ResponseWriter that has
+// room for its header values (h1server's), the backend's field values are
+// parsed into that room, not into an allocation of their own.
+func TestHandlerResponseValuesInWritersRoom(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-From", "backend")
+		io.WriteString(w, "ok")
+	}))
+	defer backend.Close()
+	h, _ := newTestHandler(t, backend.URL)
+	w := &valuesRecorder{ResponseRecorder: httptest.NewRecorder()}
+	h.ServeHTTP(w, httptest.NewRequest("GET", "/", nil))
+	v := w.Header()["X-From"]
+	if w.Code != 200 || len(v) != 1 || v[0] != "backend" {
+		t.Fatalf("status %d, X-From %q", w.Code, v)
+	}
+	if in := uintptr(unsafe.Pointer(&v[0])) - uintptr(unsafe.Pointer(&w.vals[0])); in >= unsafe.Sizeof(w.vals) {
+		t.Errorf("X-From's value is not in the writer's room")
+	}
+}
 
+// valuesRecorder is a recorder with room for its header values.
+type valuesRecorder struct {
+	*httptest.ResponseRecorder
+	vals [16]string
+}
+
+func (w *valuesRecorder) HeaderValues() []string { return w.vals[:] }
+
+// discardWriter is a ResponseWriter that keeps nothing, so benchmarks
+// measure the handler rather than a recorder; like h1server's, it has room
+// for its header values.
+type discardWriter struct {
+	h    http.Header
+	vals [16]string
+}
+
+func (w *discardWriter) HeaderValues() []string      { clear(w.vals[:]); return w.vals[:] }
 func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (w *discardWriter) WriteHeader(int)             {}

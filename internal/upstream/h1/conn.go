@@ -390,6 +390,7 @@ func (c *conn) roundTrip(ctx context.Context, req *Request, buf []byte, f framin
 	var vals []string
 	if sp != nil {
 		*sp = ResponseSpace{} // what a failed attempt may have left
+		vals = req.ResponseValues
 	} else {
 		rb := new(responseBody)
 		sp, vals = &rb.ResponseSpace, rb.vals[:]

@@ -44,6 +44,12 @@ type Request struct {
 	// map and a copy when it is the ResponseWriter's). After an error it
 	// is empty again.
 	ResponseHeader http.Header
+	// ResponseValues, if long enough, holds the values of the final
+	// response's header fields instead of an allocation per response. It
+	// must stay untouched as long as those values are used: with
+	// ResponseHeader, an array that lives as long as that map (a
+	// per-connection one of the server that owns it).
+	ResponseValues []string
 
 	// StripHopByHop leaves the hop-by-hop fields (RFC 9110 §7.6.1) and
 	// those the Connection field names out of the response header, except

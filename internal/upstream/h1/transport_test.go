@@ -1043,3 +1043,32 @@ func TestResponseHeaderTimeoutStartsAfterTheWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestResponseValuesInCallersSpace: given room enough in ResponseValues,
+// the values of the final response's fields are kept there (the proxy
+// passes the ResponseWriter's per-connection array: no allocation for
+// them); without it they are not.
+func TestResponseValuesInCallersSpace(t *testing.T) {
+	s := okServer(t)
+	tr := newTestTransport(t, s.Addr)
+	for _, room := range []int{4, 0} {
+		var vals [4]string
+		dst := make(http.Header)
+		res, err := tr.Do(&Request{Method: "GET", Target: "/", Host: "a", Space: new(ResponseSpace),
+			ResponseHeader: dst, ResponseValues: vals[:room]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadAll(res.Body); err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		v := dst["Content-Length"]
+		if len(v) != 1 || v[0] != "2" {
+			t.Fatalf("room %d: Content-Length %q, want [2]", room, v)
+		}
+		if inRoom := &v[0] == &vals[0]; inRoom != (room > 0) {
+			t.Errorf("room %d: value kept in ResponseValues: %v", room, inRoom)
+		}
+	}
+}
