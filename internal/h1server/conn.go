@@ -109,6 +109,7 @@ type conn struct {
 	parkUntil time.Time     // when a parked connection is closed; zero: never
 	idleWait  time.Duration // the bound of the wait that parked: idle or header timeout
 	firstWait bool          // it parked before its first request
+	admitted  bool          // parker mu: resumed, counted in parker.active until it waits again
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -208,6 +209,9 @@ func (c *conn) loop(first, resumed bool) {
 				return
 			}
 		} else {
+			if c.admitted {
+				s.parker.Load().leave(c) // back to waiting for a request
+			}
 			c.state.Store(stateIdle)
 			if s.shutting.Load() && !first {
 				return
@@ -254,7 +258,11 @@ func (c *conn) loop(first, resumed bool) {
 func (c *conn) finish() {
 	s := c.srv
 	if c.parkID != 0 {
-		s.parker.Load().forget(c)
+		p := s.parker.Load()
+		if c.admitted {
+			p.leave(c)
+		}
+		p.forget(c)
 	}
 	s.remove(c)
 	if c.res.hijacked {

@@ -41,6 +41,20 @@ type parker struct {
 	// wait for the next one to resume (most recently idle last): a new
 	// goroutine would start with a small stack and grow it again.
 	workers []chan *conn
+	// Admission: active counts the connections resumed and not yet back
+	// to waiting for a request (conn.admitted). At maxActive the parker
+	// takes no more wake-ups from the epoll instance until one is back
+	// (signalled on room), or admitWait has passed: under a flood of
+	// ready connections, requests wait in the kernel's socket buffers
+	// rather than as goroutines holding read buffers and backend
+	// connections, and a set of slow requests cannot hold the others off
+	// for longer than admitWait per batch.
+	active     int
+	maxActive  int
+	roomWanted bool          // mu: run waits for room
+	room       chan struct{} // a connection went back to waiting
+	quit       chan struct{} // closed by close
+
 	// park's arguments and result of ctl.
 	ctlFn  func(fd uintptr)
 	ctlOp  int
@@ -51,6 +65,14 @@ type parker struct {
 // maxIdleWorkers is how many goroutines wait for a connection to resume
 // (their stacks, 8 KiB each, are what parking saves; the rest end).
 const maxIdleWorkers = 128
+
+// Admission limits (see parker.active). maxActive is a variable for tests.
+var maxActive = 256
+
+const (
+	admitWait = 10 * time.Millisecond // the longest wait for room
+	admitMin  = 16                    // wake-ups taken after a wait without room
+)
 
 // newParker starts a parker for waits bounded by at least bound (0: none
 // is); nil if the system will not give one (the server then keeps idle
@@ -73,8 +95,11 @@ func newParker(bound time.Duration) *parker {
 	}
 	p := &parker{
 		ep: f, raw: raw, epfd: fd,
-		conns: make(map[uint64]*conn),
-		done:  make(chan struct{}),
+		conns:     make(map[uint64]*conn),
+		done:      make(chan struct{}),
+		maxActive: maxActive,
+		room:      make(chan struct{}, 1),
+		quit:      make(chan struct{}),
 	}
 	p.ctlFn = p.ctl
 	if bound > 0 {
@@ -151,11 +176,12 @@ func (p *parker) forget(c *conn) {
 func (p *parker) run() {
 	defer close(p.done)
 	events := make([]syscall.EpollEvent, 128)
+	batch := events
 	var n int
 	var werr error
 	poll := func(fd uintptr) bool {
 		for {
-			n, werr = syscall.EpollWait(int(fd), events, 0)
+			n, werr = syscall.EpollWait(int(fd), batch, 0)
 			if werr != syscall.EINTR {
 				return n > 0 || werr != nil
 			}
@@ -166,14 +192,28 @@ func (p *parker) run() {
 		nextSweep = time.Now().Add(p.sweepEvery)
 		p.ep.SetReadDeadline(nextSweep)
 	}
+	admit := time.NewTimer(admitWait)
+	defer admit.Stop()
 	for {
+		k := p.roomFor(len(events))
+		if k == 0 {
+			admit.Reset(admitWait)
+			select {
+			case <-p.room:
+			case <-admit.C:
+			case <-p.quit:
+				return
+			}
+			k = max(p.roomFor(len(events)), admitMin)
+		}
+		batch = events[:k]
 		err := p.raw.Read(poll)
 		switch {
 		case errors.Is(err, os.ErrDeadlineExceeded):
 		case err != nil || werr != nil:
 			return // closed
 		default:
-			for _, ev := range events[:n] {
+			for _, ev := range batch[:n] {
 				p.wake(uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32)
 			}
 			// The connections woken go first: taking the next batch at
@@ -200,6 +240,8 @@ func (p *parker) wake(id uint64) {
 		return
 	}
 	p.mu.Lock()
+	p.active++
+	c.admitted = true
 	if n := len(p.workers); n > 0 {
 		w := p.workers[n-1]
 		p.workers = p.workers[:n-1]
@@ -228,6 +270,38 @@ func (p *parker) work(c *conn, w chan *conn) {
 		p.mu.Unlock()
 		if c = <-w; c == nil {
 			return // closed
+		}
+	}
+}
+
+// roomFor returns how many more connections may be resumed now, at most
+// k; 0 also records that run waits for room.
+func (p *parker) roomFor(k int) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	k = min(k, p.maxActive-p.active)
+	if k <= 0 {
+		p.roomWanted = true
+		return 0
+	}
+	return k
+}
+
+// leave counts a resumed connection out of the admitted ones: it is back
+// to waiting for a request, or ended.
+func (p *parker) leave(c *conn) {
+	p.mu.Lock()
+	c.admitted = false
+	p.active--
+	wanted := p.roomWanted && p.active < p.maxActive
+	if wanted {
+		p.roomWanted = false
+	}
+	p.mu.Unlock()
+	if wanted {
+		select {
+		case p.room <- struct{}{}:
+		default:
 		}
 	}
 }
@@ -268,6 +342,7 @@ func (p *parker) close() {
 	p.mu.Lock()
 	if !p.closed {
 		p.closed = true
+		close(p.quit)
 		for _, c := range p.conns {
 			if c.unpark() {
 				parked = append(parked, c)

@@ -394,3 +394,83 @@ func TestParkWorkersReused(t *testing.T) {
 		t.Errorf("%d idle workers after %d goroutines served, want 1 to %d", idle, goroutines, min(goroutines, maxIdleWorkers))
 	}
 }
+
+// activeConns is how many resumed connections the parker counts as
+// admitted (parker.active).
+func activeConns(s *Server) int {
+	p := s.parker.Load()
+	if p == nil {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.active
+}
+
+// TestParkAdmission: with room for two resumed connections (maxActive 2),
+// three requests that hold their handler still let a fourth, quick one on
+// another parked connection through (after at most admitWait: slow
+// requests cannot hold the others off), and once all are answered and the
+// clients gone, none is counted as admitted any more.
+func TestParkAdmission(t *testing.T) {
+	skipUnlessParking(t)
+	defer func(n int) { maxActive = n }(maxActive)
+	maxActive = 2
+	release := make(chan struct{})
+	entered := make(chan string, 8)
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- r.URL.Path
+		switch r.URL.Path {
+		case "/slow":
+			<-release
+		case "/hold":
+			<-r.Context().Done() // until the client goes
+		}
+		pathHandler(w, r)
+	})}
+	addr, ballast := serveParking(t, s)
+	slow := []*rawClient{newRaw(t, addr), newRaw(t, addr), newRaw(t, addr)}
+	quick := newRaw(t, addr)
+	waitParked(t, s, len(slow)+1, ballast)
+	for _, c := range slow {
+		c.send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+	}
+	for range slow {
+		waitEntered(t, entered, "/slow") // the third one too, admitted after admitWait
+	}
+	quick.send("GET /quick HTTP/1.1\r\nHost: a\r\n\r\n")
+	if res := quick.read("GET"); res.status != 200 || res.body != "/quick" {
+		t.Fatalf("quick request behind three slow ones got %s", res)
+	}
+	waitEntered(t, entered, "/quick")
+	close(release)
+	for _, c := range slow {
+		if res := c.read("GET"); res.body != "/slow" {
+			t.Fatalf("slow request got %s", res)
+		}
+	}
+	waitParked(t, s, len(slow)+1, ballast)
+	if n := activeConns(s); n != 0 {
+		t.Errorf("%d connections still counted as admitted, all parked", n)
+	}
+	// A client gone in the middle of its request is counted out too.
+	gone := newRaw(t, addr)
+	waitParked(t, s, len(slow)+2, ballast)
+	gone.send("GET /hold HTTP/1.1\r\nHost: a\r\n\r\n")
+	waitEntered(t, entered, "/hold")
+	gone.c.Close()
+	waitFor(t, "the gone client's connection to be counted out", func() bool { return activeConns(s) == 0 })
+}
+
+// waitEntered waits for the handler to report that it entered path.
+func waitEntered(t *testing.T, entered <-chan string, path string) {
+	t.Helper()
+	select {
+	case p := <-entered:
+		if p != path {
+			t.Fatalf("handler entered %s, want %s", p, path)
+		}
+	case <-time.After(ioTimeout):
+		t.Fatalf("handler not entered for %s within %v", path, ioTimeout)
+	}
+}
