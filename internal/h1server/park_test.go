@@ -407,15 +407,25 @@ func activeConns(s *Server) int {
 	return p.active
 }
 
-// TestParkAdmission: with room for two resumed connections (maxActive 2),
+// admissionLimit is the parker's admission limit now.
+func admissionLimit(s *Server) int {
+	p := s.parker.Load()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.limit
+}
+
+// TestParkAdmission: with room for two resumed connections (the limit to
+// start from set to 2),
 // three requests that hold their handler still let a fourth, quick one on
-// another parked connection through (after at most admitWait: slow
-// requests cannot hold the others off), and once all are answered and the
-// clients gone, none is counted as admitted any more.
+// another parked connection through (after admitWait without room the
+// limit doubles: slow requests cannot hold the others off); once all are
+// answered, none is counted as admitted any more and the limit is back
+// to 2; a client gone in the middle of its request is counted out too.
 func TestParkAdmission(t *testing.T) {
 	skipUnlessParking(t)
-	defer func(n int) { maxActive = n }(maxActive)
-	maxActive = 2
+	defer func(n int, procs int) { maxActivePerCPU = n; runtime.GOMAXPROCS(procs) }(maxActivePerCPU, runtime.GOMAXPROCS(2))
+	maxActivePerCPU = 1 // × 2 CPUs
 	release := make(chan struct{})
 	entered := make(chan string, 8)
 	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -453,6 +463,9 @@ func TestParkAdmission(t *testing.T) {
 	if n := activeConns(s); n != 0 {
 		t.Errorf("%d connections still counted as admitted, all parked", n)
 	}
+	if l := admissionLimit(s); l != 2 {
+		t.Errorf("admission limit %d once all are back, want 2 again", l)
+	}
 	// A client gone in the middle of its request is counted out too.
 	gone := newRaw(t, addr)
 	waitParked(t, s, len(slow)+2, ballast)
@@ -472,5 +485,48 @@ func waitEntered(t *testing.T, entered <-chan string, path string) {
 		}
 	case <-time.After(ioTimeout):
 		t.Fatalf("handler not entered for %s within %v", path, ioTimeout)
+	}
+}
+
+// TestParkAdmissionGrowsWhenIdle: requests that wait for something else
+// than the CPU (a slow backend: here, handlers held) beyond the admission
+// limit do not wait for admitWait (set to an hour here): the CPUs are idle,
+// so the limit grows at once; all ten are served together, and the limit
+// is back to where it started once they are answered.
+func TestParkAdmissionGrowsWhenIdle(t *testing.T) {
+	skipUnlessParking(t)
+	defer func(n int, wait time.Duration, procs int) {
+		maxActivePerCPU, admitWait = n, wait
+		runtime.GOMAXPROCS(procs)
+	}(maxActivePerCPU, admitWait, runtime.GOMAXPROCS(2))
+	maxActivePerCPU, admitWait = 1, time.Hour // a limit of 2 to start from, no growth by waiting
+	release := make(chan struct{})
+	entered := make(chan string, 16)
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- r.URL.Path
+		<-release
+		pathHandler(w, r)
+	})}
+	addr, ballast := serveParking(t, s)
+	cs := make([]*rawClient, 10)
+	for i := range cs {
+		cs[i] = newRaw(t, addr)
+	}
+	waitParked(t, s, len(cs), ballast)
+	for _, c := range cs {
+		c.send("GET /held HTTP/1.1\r\nHost: a\r\n\r\n")
+	}
+	for range cs {
+		waitEntered(t, entered, "/held")
+	}
+	close(release)
+	for _, c := range cs {
+		if res := c.read("GET"); res.body != "/held" {
+			t.Fatalf("got %s", res)
+		}
+	}
+	waitParked(t, s, len(cs), ballast)
+	if n, l := activeConns(s), admissionLimit(s); n != 0 || l != 2 {
+		t.Errorf("%d connections counted as admitted and a limit of %d once all are back, want 0 and 2", n, l)
 	}
 }
