@@ -169,13 +169,18 @@ func TestParkNew(t *testing.T) {
 	}
 	for i, nc := range cs {
 		c := &rawClient{t: t, c: nc, br: bufio.NewReader(nc)}
-		path := fmt.Sprint("/new", i)
-		c.send("GET " + path + " HTTP/1.1\r\nHost: a\r\n\r\n")
-		if res := c.read("GET"); res.status != 200 || res.body != path {
-			t.Fatalf("conn %d: got %s", i, res)
-		}
+		getPath(t, c, fmt.Sprint("/new", i))
 		waitParked(t, s, n, ballast)
 		c.expectOpen()
+	}
+}
+
+// getPath sends GET path on c and checks that pathHandler answered it.
+func getPath(t *testing.T, c *rawClient, path string) {
+	t.Helper()
+	c.send("GET " + path + " HTTP/1.1\r\nHost: a\r\n\r\n")
+	if res := c.read("GET"); res.status != 200 || res.body != path {
+		t.Fatalf("GET %s: got %s", path, res)
 	}
 }
 
@@ -291,14 +296,22 @@ func parkedClients(t *testing.T, s *Server, addr string, ballast int) []*rawClie
 	return cs
 }
 
+// serveParkedClients starts a parking server (pathHandler) with
+// parkedClients, and checks at the end of the test that no goroutine is
+// left.
+func serveParkedClients(t *testing.T) (*Server, []*rawClient, int) {
+	skipUnlessParking(t)
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+	s := &Server{Handler: http.HandlerFunc(pathHandler)}
+	addr, ballast := serveParking(t, s)
+	return s, parkedClients(t, s, addr, ballast), ballast
+}
+
 // TestParkShutdown: Shutdown closes parked connections at once, returns
 // nil, and leaves no goroutine (the parker's ended).
 func TestParkShutdown(t *testing.T) {
-	skipUnlessParking(t)
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	s := &Server{Handler: http.HandlerFunc(pathHandler)}
-	addr, ballast := serveParking(t, s)
-	cs := parkedClients(t, s, addr, ballast)
+	s, cs, _ := serveParkedClients(t)
 	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
 	defer cancel()
 	start := time.Now()
@@ -318,11 +331,7 @@ func TestParkShutdown(t *testing.T) {
 
 // TestParkClose: Close closes parked connections and leaves no goroutine.
 func TestParkClose(t *testing.T) {
-	skipUnlessParking(t)
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	s := &Server{Handler: http.HandlerFunc(pathHandler)}
-	addr, ballast := serveParking(t, s)
-	cs := parkedClients(t, s, addr, ballast)
+	s, cs, ballast := serveParkedClients(t)
 	// Wake one so that the parker has an idle worker too.
 	cs[1].send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
 	cs[1].read("GET")
@@ -372,12 +381,7 @@ func TestParkWorkersReused(t *testing.T) {
 	}
 	waitParked(t, s, n, ballast)
 	for i := range requests {
-		c := cs[i%n]
-		path := fmt.Sprint("/", i)
-		c.send("GET " + path + " HTTP/1.1\r\nHost: a\r\n\r\n")
-		if res := c.read("GET"); res.status != 200 || res.body != path {
-			t.Fatalf("request %d got %s", i, res)
-		}
+		getPath(t, cs[i%n], fmt.Sprint("/", i))
 	}
 	waitParked(t, s, n, ballast)
 	mu.Lock()
