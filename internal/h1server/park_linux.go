@@ -18,12 +18,13 @@ import (
 // connections the stacks alone are more memory than everything else a
 // connection holds. A parked connection is registered, one-shot, with an
 // epoll instance of its own; that instance is itself watched by Go's
-// poller, so one goroutine (run) waits for all of them, and starts a
-// goroutine for each connection that becomes readable (or hangs up), which
-// goes on where the parked one stopped (conn.resume).
+// poller, so one goroutine (run) waits for all of them, and hands each
+// connection that becomes readable (or hangs up) to a worker goroutine,
+// which goes on where the parked one stopped (conn.resume) and, once the
+// connection parks again, waits for the next one.
 //
-// The cost, paid only in lean mode: one epoll_ctl per park, a goroutine
-// start per wake, and the epoll_wait that reports a batch of wakes.
+// The cost, paid only in lean mode: one epoll_ctl per park, a hand-off to
+// a worker per wake, and the epoll_wait that reports a batch of wakes.
 type parker struct {
 	ep   *os.File // the epoll instance
 	raw  syscall.RawConn
