@@ -205,6 +205,13 @@ func (c *conn) loop(first, resumed bool) {
 	for ; ; first = false {
 		if resumed {
 			resumed = false
+			// Its request came before the idle deadline, but admission
+			// may have held it back until (or past) it: then the header
+			// timeout bounds it from now, as from the first byte of a
+			// head. (Not every time: a deadline costs.)
+			if !c.parkUntil.IsZero() && time.Until(c.parkUntil) < max(s.ReadHeaderTimeout, time.Second) {
+				c.setReadDeadline(s.ReadHeaderTimeout)
+			}
 			if err := c.waitReadable(); err != nil {
 				return
 			}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"os"
 	"runtime"
-	"runtime/metrics"
 	"sync"
 	"syscall"
 	"time"
@@ -55,13 +54,15 @@ type parker struct {
 	// at once while the CPUs were idle more than a tenth of the time
 	// lately (idleMeter): then the admitted ones wait for something else
 	// than the CPU, and more can go. It halves again, down to base, while
-	// under a quarter of it is used.
+	// under a quarter of it is used, or when it is reached while the CPUs
+	// were busy: the limit settles where the CPUs just stay busy.
 	active     int
 	limit      int
 	base       int           // the limit to start from
 	roomWanted bool          // mu: run waits for room
 	room       chan struct{} // a connection went back to waiting
 	quit       chan struct{} // closed by close
+	admitWait  time.Duration // admitWait when the parker started
 
 	// park's arguments and result of ctl.
 	ctlFn  func(fd uintptr)
@@ -105,12 +106,13 @@ func newParker(bound time.Duration) *parker {
 	}
 	p := &parker{
 		ep: f, raw: raw, epfd: fd,
-		conns: make(map[uint64]*conn),
-		done:  make(chan struct{}),
-		limit: maxActivePerCPU * runtime.GOMAXPROCS(0),
-		base:  maxActivePerCPU * runtime.GOMAXPROCS(0),
-		room:  make(chan struct{}, 1),
-		quit:  make(chan struct{}),
+		conns:     make(map[uint64]*conn),
+		done:      make(chan struct{}),
+		limit:     maxActivePerCPU * runtime.GOMAXPROCS(0),
+		base:      maxActivePerCPU * runtime.GOMAXPROCS(0),
+		room:      make(chan struct{}, 1),
+		quit:      make(chan struct{}),
+		admitWait: admitWait,
 	}
 	p.ctlFn = p.ctl
 	if bound > 0 {
@@ -186,6 +188,13 @@ func (p *parker) forget(c *conn) {
 // and sweeps out those idle for too long, until the parker is closed.
 func (p *parker) run() {
 	defer close(p.done)
+	defer func() {
+		// Ended by an error of the epoll instance rather than by close:
+		// no parked connection could be woken any more.
+		for _, c := range p.stop() {
+			c.closeParked()
+		}
+	}()
 	events := make([]syscall.EpollEvent, 128)
 	batch := events
 	var n int
@@ -204,25 +213,36 @@ func (p *parker) run() {
 		p.ep.SetReadDeadline(nextSweep)
 	}
 	var idle idleMeter
-	admit := time.NewTimer(admitWait)
+	idle.idle() // starts it
+	admit := time.NewTimer(idleEvery)
 	defer admit.Stop()
+	var waited time.Duration // without room, and nothing came back
 	for {
 		k := p.roomFor(len(events))
-		if k == 0 && idle.idle() {
-			p.grow()
-			continue
+		if k == 0 {
+			switch idleNow, fresh := idle.idle(); {
+			case idleNow || waited >= p.admitWait:
+				p.grow()
+				waited = 0
+				continue
+			case fresh:
+				p.shrink() // the CPUs are busy: no more at once than needed
+			}
 		}
 		if k == 0 {
-			admit.Reset(admitWait)
+			// Waits in slices, to look at the CPUs again.
+			admit.Reset(idleEvery)
 			select {
 			case <-p.room:
+				waited = 0
 			case <-admit.C:
-				p.grow()
+				waited += idleEvery
 			case <-p.quit:
 				return
 			}
 			continue
 		}
+		waited = 0
 		batch = events[:k]
 		err := p.raw.Read(poll)
 		switch {
@@ -311,33 +331,50 @@ func (p *parker) grow() {
 	p.mu.Unlock()
 }
 
-// idleMeter tells whether the Go scheduler's CPUs were idle lately, from
-// the runtime's CPU-time estimates (runtime/metrics), read at most every
-// idleEvery.
-type idleMeter struct {
-	samples     [2]metrics.Sample
-	at          time.Time
-	idleS, allS float64 // the last reading
-	wasIdle     bool
+// shrink halves the admission limit, down to base.
+func (p *parker) shrink() {
+	p.mu.Lock()
+	p.limit = max(p.limit/2, p.base)
+	p.mu.Unlock()
 }
 
+// idleMeter tells whether the process left its CPUs (GOMAXPROCS of them)
+// idle lately: the CPU time it used (getrusage: every thread, user and
+// system) against the wall time, over at least idleEvery. (The runtime's
+// own /cpu/classes metrics change only at each GC.)
+type idleMeter struct {
+	at      time.Time
+	cpu     time.Duration // the process's CPU time at at
+	wasIdle bool
+}
+
+// idleEvery is the shortest time a reading covers; idleShare, the share of
+// the CPUs' time left unused above which they count as idle.
 const idleEvery = 5 * time.Millisecond
 
-// idle reports whether the CPUs were idle more than a tenth of the time
-// between the last two readings.
-func (m *idleMeter) idle() bool {
+var idleShare = 0.1 // a variable for tests
+
+// idle reports whether the CPUs were idle more than idleShare of the time
+// covered by the last reading, and whether that reading is a new one
+// (the first reading only starts the meter).
+func (m *idleMeter) idle() (idle, fresh bool) {
 	now := time.Now()
-	if now.Sub(m.at) < idleEvery {
-		return m.wasIdle
+	wall := now.Sub(m.at)
+	if wall < idleEvery {
+		return m.wasIdle, false
 	}
-	m.at = now
-	m.samples[0].Name = "/cpu/classes/idle:cpu-seconds"
-	m.samples[1].Name = "/cpu/classes/total:cpu-seconds"
-	metrics.Read(m.samples[:])
-	idleS, allS := m.samples[0].Value.Float64(), m.samples[1].Value.Float64()
-	m.wasIdle = allS > m.allS && (idleS-m.idleS) > (allS-m.allS)/10
-	m.idleS, m.allS = idleS, allS
-	return m.wasIdle
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return false, false
+	}
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	started := !m.at.IsZero()
+	if started {
+		avail := float64(wall) * float64(runtime.GOMAXPROCS(0))
+		m.wasIdle = avail-float64(cpu-m.cpu) > idleShare*avail
+	}
+	m.at, m.cpu = now, cpu
+	return m.wasIdle, started
 }
 
 // leave counts a resumed connection out of the admitted ones: it is back
@@ -368,7 +405,9 @@ func (p *parker) sweep(now time.Time) {
 	var expired []*conn
 	p.mu.Lock()
 	for _, c := range p.conns {
-		if c.parked.Load() && !c.parkUntil.IsZero() && !now.Before(c.parkUntil) && c.unpark() {
+		// One whose next request came in time, held back by admission,
+		// is not idle: it waits to be resumed.
+		if c.parked.Load() && !c.parkUntil.IsZero() && !now.Before(c.parkUntil) && !c.readable() && c.unpark() {
 			expired = append(expired, c)
 		}
 	}
@@ -376,6 +415,17 @@ func (p *parker) sweep(now time.Time) {
 	for _, c := range expired {
 		c.closeParked()
 	}
+}
+
+// readable reports whether bytes (or the end) wait to be read on c.
+func (c *conn) readable() bool {
+	var ok bool
+	c.raw.Control(func(fd uintptr) {
+		var b [1]byte
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		ok = err == nil && n >= 0 // n == 0: the client closed
+	})
+	return ok
 }
 
 // parkedConns counts the connections parked now.
@@ -394,8 +444,17 @@ func (p *parker) parkedConns() int {
 // close stops the parker: the connections parked are closed, later parks
 // are refused, and run has returned when close does.
 func (p *parker) close() {
-	var parked []*conn
+	for _, c := range p.stop() {
+		c.closeParked()
+	}
+	<-p.done
+}
+
+// stop marks the parker closed (once) and returns the connections it took
+// from parking, for the caller to close.
+func (p *parker) stop() (parked []*conn) {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	if !p.closed {
 		p.closed = true
 		close(p.quit)
@@ -410,9 +469,5 @@ func (p *parker) close() {
 		}
 		p.workers = nil
 	}
-	p.mu.Unlock()
-	for _, c := range parked {
-		c.closeParked()
-	}
-	<-p.done
+	return parked
 }

@@ -14,3 +14,5 @@ func (*parker) park(*conn) bool       { return false }
 func (*parker) forget(*conn)          {}
 func (*parker) parkedConns() int      { return 0 }
 func (*parker) close()                {}
+func (*parker) leave(*conn)           {}
+func (*conn) readable() bool          { return false }

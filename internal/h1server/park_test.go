@@ -1,3 +1,5 @@
+//go:build linux
+
 package h1server
 
 import (
@@ -532,5 +534,137 @@ func TestParkAdmissionGrowsWhenIdle(t *testing.T) {
 	waitParked(t, s, len(cs), ballast)
 	if n, l := activeConns(s), admissionLimit(s); n != 0 || l != 2 {
 		t.Errorf("%d connections counted as admitted and a limit of %d once all are back, want 0 and 2", n, l)
+	}
+}
+
+// TestParkIdleMeter: the meter sees the CPUs the process left idle (it
+// sleeps between two readings), from a live source (the runtime's own CPU
+// classes would not change without a GC). That it sees busy CPUs is left
+// to the benchmark at 2000 connections (docs/BENCHMARKS.md): a test cannot
+// be sure to get every CPU of a shared machine.
+func TestParkIdleMeter(t *testing.T) {
+	var m idleMeter
+	if idle, fresh := m.idle(); idle || fresh {
+		t.Error("the first reading, which only starts the meter, says idle or new")
+	}
+	time.Sleep(4 * idleEvery)
+	if idle, fresh := m.idle(); !idle || !fresh {
+		t.Errorf("the process slept between two readings; the meter says idle %v, new reading %v", idle, fresh)
+	}
+}
+
+// TestParkWokenLate: a kept-alive parked connection whose next request
+// came well before its idle timeout, but which admission held back past
+// that timeout (every admitted request held, no growth of the limit), is
+// neither swept nor closed by its old read deadline: once there is room it
+// is served.
+func TestParkWokenLate(t *testing.T) {
+	skipUnlessParking(t)
+	perCPU, wait, share, procs := maxActivePerCPU, admitWait, idleShare, runtime.GOMAXPROCS(2)
+	t.Cleanup(func() { // after the server's cleanup: its parker reads these
+		maxActivePerCPU, admitWait, idleShare = perCPU, wait, share
+		runtime.GOMAXPROCS(procs)
+	})
+	maxActivePerCPU, admitWait, idleShare = 1, time.Hour, 2 // a limit of 2 that does not grow
+	const idle = 200 * time.Millisecond
+	release := make(chan struct{})
+	entered := make(chan string, 8)
+	s := &Server{IdleTimeout: idle, ReadHeaderTimeout: ioTimeout, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/warm":
+		case "/hold":
+			entered <- r.URL.Path
+			<-release
+		default:
+			entered <- r.URL.Path
+		}
+		pathHandler(w, r)
+	})}
+	addr, ballast := serveParking(t, s)
+	holders := []*rawClient{newRaw(t, addr), newRaw(t, addr)}
+	late := newRaw(t, addr)
+	getPath(t, late, "/warm") // kept alive: its wait is bounded by IdleTimeout
+	waitParked(t, s, 3, ballast)
+	for _, h := range holders {
+		h.send("GET /hold HTTP/1.1\r\nHost: a\r\n\r\n")
+		waitEntered(t, entered, "/hold")
+	}
+	late.send("GET /late HTTP/1.1\r\nHost: a\r\n\r\n")
+	// Past its idle timeout (and a sweep or more), still held back.
+	time.Sleep(idle * 2)
+	if n := s.parkedConns(); n != 1 {
+		t.Fatalf("%d connections parked, want the late one", n)
+	}
+	close(release)
+	waitEntered(t, entered, "/late")
+	if res := late.read("GET"); res.status != 200 || res.body != "/late" {
+		t.Fatalf("late request got %s", res)
+	}
+	for _, h := range holders {
+		h.read("GET")
+	}
+}
+
+// TestParkShutdownServesWaitingRequest: Shutdown does not close a parked
+// connection whose request has come (admission held it back: every
+// admitted request held, no growth of the limit): it is served, with
+// "Connection: close", and Shutdown returns once it is.
+func TestParkShutdownServesWaitingRequest(t *testing.T) {
+	skipUnlessParking(t)
+	perCPU, wait, share, procs := maxActivePerCPU, admitWait, idleShare, runtime.GOMAXPROCS(2)
+	t.Cleanup(func() {
+		maxActivePerCPU, admitWait, idleShare = perCPU, wait, share
+		runtime.GOMAXPROCS(procs)
+	})
+	maxActivePerCPU, admitWait, idleShare = 1, time.Hour, 2 // a limit of 2 that does not grow
+	release := make(chan struct{})
+	entered := make(chan string, 8)
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- r.URL.Path
+		if r.URL.Path == "/hold" {
+			<-release
+		}
+		pathHandler(w, r)
+	})}
+	addr, ballast := serveParking(t, s)
+	holders := []*rawClient{newRaw(t, addr), newRaw(t, addr)}
+	waiting := newRaw(t, addr)
+	waitParked(t, s, 3, ballast)
+	for _, h := range holders {
+		h.send("GET /hold HTTP/1.1\r\nHost: a\r\n\r\n")
+		waitEntered(t, entered, "/hold")
+	}
+	waiting.send("GET /waiting HTTP/1.1\r\nHost: a\r\n\r\n")
+	waitFor(t, "the request to wait in the socket", waiting.readableOnServer(s))
+	done := make(chan error, 1)
+	go func() { done <- s.Shutdown(context.Background()) }()
+	waitFor(t, "Shutdown to close the ballast", func() bool { return s.open.Load() <= 3 })
+	close(release)
+	waitEntered(t, entered, "/waiting")
+	if res := waiting.read("GET"); res.status != 200 || res.body != "/waiting" {
+		t.Fatalf("waiting request got %s", res)
+	}
+	for _, h := range holders {
+		h.read("GET")
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readableOnServer returns whether the server's end of the parked
+// connection has bytes waiting, for waitFor.
+func (r *rawClient) readableOnServer(s *Server) func() bool {
+	local := r.c.LocalAddr().String()
+	return func() bool {
+		p := s.parker.Load()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, c := range p.conns {
+			if c.parked.Load() && c.rwc.RemoteAddr().String() == local {
+				return c.readable()
+			}
+		}
+		return false
 	}
 }

@@ -290,6 +290,9 @@ func (s *Server) closeIdle() {
 	s.mu.Lock()
 	for c := range s.conns {
 		if c.state.Load() == stateIdle {
+			if c.parked.Load() && c.readable() {
+				continue // its next request came: the parker resumes it
+			}
 			if c.unpark() {
 				parked = append(parked, c) // closed below: that takes mu
 			} else {
