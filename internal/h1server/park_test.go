@@ -595,10 +595,17 @@ func TestParkWokenLate(t *testing.T) {
 	if n := s.parkedConns(); n != 1 {
 		t.Fatalf("%d connections parked, want the late one", n)
 	}
+	releaseHeld(t, release, entered, holders, late, "/late")
+}
+
+// releaseHeld lets the held requests go, then checks that the one that
+// waited behind them (path, on c) is served, and the held ones too.
+func releaseHeld(t *testing.T, release chan struct{}, entered <-chan string, holders []*rawClient, c *rawClient, path string) {
+	t.Helper()
 	close(release)
-	waitEntered(t, entered, "/late")
-	if res := late.read("GET"); res.status != 200 || res.body != "/late" {
-		t.Fatalf("late request got %s", res)
+	waitEntered(t, entered, path)
+	if res := c.read("GET"); res.status != 200 || res.body != path {
+		t.Fatalf("%s, held back, got %s", path, res)
 	}
 	for _, h := range holders {
 		h.read("GET")
@@ -639,14 +646,7 @@ func TestParkShutdownServesWaitingRequest(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.Shutdown(context.Background()) }()
 	waitFor(t, "Shutdown to close the ballast", func() bool { return s.open.Load() <= 3 })
-	close(release)
-	waitEntered(t, entered, "/waiting")
-	if res := waiting.read("GET"); res.status != 200 || res.body != "/waiting" {
-		t.Fatalf("waiting request got %s", res)
-	}
-	for _, h := range holders {
-		h.read("GET")
-	}
+	releaseHeld(t, release, entered, holders, waiting, "/waiting")
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
