@@ -158,6 +158,9 @@ func getExchange() *exchange { return exchanges.Get().(*exchange) }
 
 // release clears ex and returns it to the pool.
 func (ex *exchange) release() {
+	if ex.body != nil {
+		ex.body.end()
+	}
 	h := ex.header
 	if len(h) > maxPooledHeader {
 		h = make(http.Header, 8)
@@ -519,6 +522,30 @@ type requestBody struct {
 	used   atomic.Bool              // Read was called: the body may be partly consumed
 	n      atomic.Int64             // bytes read
 	failed atomic.Bool              // reading the client's body failed (malformed, cut, stalled)
+
+	// The backend client's body writer may read on after the handler
+	// returned, when the client connection serves (or waits for) the
+	// next request: its deadline calls must not reach that one.
+	mu    sync.Mutex
+	ended bool // mu: the handler returned
+}
+
+// setReadDeadline bounds the client connection's reads, while the request
+// is the connection's.
+func (b *requestBody) setReadDeadline(t time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.ended {
+		// Errors mean the writer cannot bound reads (tests' recorders).
+		_ = b.conn.SetReadDeadline(t)
+	}
+}
+
+// end marks the request over: no deadline call after it.
+func (b *requestBody) end() {
+	b.mu.Lock()
+	b.ended = true
+	b.mu.Unlock()
 }
 
 // clientError reports whether reading the client's body failed.
@@ -539,8 +566,7 @@ func newRequestBody(w http.ResponseWriter, r *http.Request, idle time.Duration) 
 func (b *requestBody) Read(p []byte) (int, error) {
 	b.used.Store(true)
 	if b.conn != nil {
-		// Errors mean the writer cannot bound reads (tests' recorders).
-		_ = b.conn.SetReadDeadline(time.Now().Add(b.idle))
+		b.setReadDeadline(time.Now().Add(b.idle))
 	}
 	n, err := b.rc.Read(p)
 	b.n.Add(int64(n))
@@ -549,7 +575,7 @@ func (b *requestBody) Read(p []byte) (int, error) {
 		// The body is over: the server's own deadlines take over (its
 		// background read must not time out while the backend takes its
 		// time to answer).
-		_ = b.conn.SetReadDeadline(time.Time{})
+		b.setReadDeadline(time.Time{})
 	case err != nil && err != io.EOF:
 		// Malformed, cut or stalled. An expired deadline stays, so that
 		// the server does not wait for the rest of this body either.

@@ -375,3 +375,32 @@ func TestHandlerPoolFullIs503AndNotBlamed(t *testing.T) {
 		t.Fatalf("the request holding the connection got %d", code)
 	}
 }
+
+// TestRequestBodyNoDeadlineAfterRequest: a body read after the handler
+// returned (the backend client's writer may outlive it) sets no read
+// deadline on the client connection, which may be serving the next
+// request by then; before, it does.
+func TestRequestBodyNoDeadlineAfterRequest(t *testing.T) {
+	w := &deadlineRecorder{ResponseRecorder: httptest.NewRecorder()}
+	r := httptest.NewRequest("POST", "/", strings.NewReader("abcdef"))
+	b := newRequestBody(w, r, time.Second)
+	p := make([]byte, 2)
+	if _, err := b.Read(p); err != nil || w.calls != 1 {
+		t.Fatalf("read during the request: %v, %d deadline calls, want 1", err, w.calls)
+	}
+	ex := getExchange()
+	ex.body = b
+	ex.release() // as when ServeHTTP returns
+	if _, err := b.Read(p); err != nil || w.calls != 1 {
+		t.Fatalf("read after the request: %v, %d deadline calls, want still 1", err, w.calls)
+	}
+}
+
+// deadlineRecorder counts the read deadlines set through a
+// ResponseController.
+type deadlineRecorder struct {
+	*httptest.ResponseRecorder
+	calls int
+}
+
+func (w *deadlineRecorder) SetReadDeadline(time.Time) error { w.calls++; return nil }
