@@ -365,7 +365,7 @@ func (c *conn) idleRead(fd uintptr) bool {
 	var n int
 	var err error
 	for {
-		n, err = syscall.Read(int(fd), *bp)
+		n, err = readFD(fd, *bp)
 		if err != syscall.EINTR {
 			break
 		}

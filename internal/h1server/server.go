@@ -70,7 +70,7 @@ func (s *Server) lean() bool {
 	if limit == 0 {
 		limit = DefaultLeanAbove
 	}
-	return limit > 0 && s.open.Load() > limit
+	return leanWaits && limit > 0 && s.open.Load() > limit
 }
 
 // getParker returns the parker of idle connections, started at the first

@@ -219,14 +219,6 @@ func (c *conn) alive() bool {
 	return c.peekOK
 }
 
-// peekFD is alive's look at the socket: nothing to read yet (EAGAIN) is
-// the only good answer; bytes, the end of the connection (0) or an error
-// (ECONNRESET) are not.
-func (c *conn) peekFD(fd uintptr) {
-	_, _, err := syscall.Recvfrom(int(fd), c.peek[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	c.peekOK = err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
-}
-
 // setReadDeadline sets the connection's read deadline, and remembers it
 // (readDL). Only the exchange's goroutine calls it.
 func (c *conn) setReadDeadline(t time.Time) {
