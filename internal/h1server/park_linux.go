@@ -228,8 +228,6 @@ func (p *parker) run() {
 			case fresh:
 				p.shrink() // the CPUs are busy: no more at once than needed
 			}
-		}
-		if k == 0 {
 			// Waits in slices, to look at the CPUs again.
 			admit.Reset(idleEvery)
 			select {
