@@ -261,7 +261,9 @@ func (c *conn) loop(first, resumed bool) {
 }
 
 // finish ends the connection's service: it closes the connection (unless
-// hijacked) and gives back its read buffer.
+// hijacked) and gives back its read buffer. Its goroutine calls it, or,
+// for a connection taken from the parker (idle too long, or the server
+// shutting down), whoever took it.
 func (c *conn) finish() {
 	s := c.srv
 	if c.parkID != 0 {
@@ -285,10 +287,6 @@ func (c *conn) finish() {
 // unpark takes a parked connection from the parker: true for the one
 // caller that gets it.
 func (c *conn) unpark() bool { return c.parked.CompareAndSwap(true, false) }
-
-// closeParked closes a connection taken from the parker (idle too long,
-// or the server shutting down).
-func (c *conn) closeParked() { c.finish() }
 
 // errParked: waitIdle parked the connection.
 var errParked = errors.New("h1server: connection parked")

@@ -54,14 +54,7 @@ func TestHeadLimit(t *testing.T) {
 			t.Run(fmt.Sprintf("limit %d, %s %d", eff, kind, eff+extra), func(t *testing.T) {
 				c := newRaw(t, addr)
 				c.sendAsync(head)
-				if res := c.read("GET"); res.status != want {
-					t.Fatalf("got %s, want %d", res, want)
-				}
-				if want == 200 {
-					c.expectOpen()
-				} else {
-					c.expectClosed()
-				}
+				c.readFinal("GET", want)
 			})
 			if eff < 200 {
 				continue
@@ -72,14 +65,7 @@ func TestHeadLimit(t *testing.T) {
 				if res := c.read("GET"); res.status != 200 {
 					t.Fatalf("first request: %s", res)
 				}
-				if res := c.read("GET"); res.status != want {
-					t.Fatalf("got %s, want %d", res, want)
-				}
-				if want == 200 {
-					c.expectOpen()
-				} else {
-					c.expectClosed()
-				}
+				c.readFinal("GET", want)
 			})
 		}
 	}

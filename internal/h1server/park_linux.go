@@ -192,7 +192,7 @@ func (p *parker) run() {
 		// Ended by an error of the epoll instance rather than by close:
 		// no parked connection could be woken any more.
 		for _, c := range p.stop() {
-			c.closeParked()
+			c.finish()
 		}
 	}()
 	events := make([]syscall.EpollEvent, 128)
@@ -411,7 +411,7 @@ func (p *parker) sweep(now time.Time) {
 	}
 	p.mu.Unlock()
 	for _, c := range expired {
-		c.closeParked()
+		c.finish()
 	}
 }
 
@@ -443,7 +443,7 @@ func (p *parker) parkedConns() int {
 // are refused, and run has returned when close does.
 func (p *parker) close() {
 	for _, c := range p.stop() {
-		c.closeParked()
+		c.finish()
 	}
 	<-p.done
 }

@@ -93,3 +93,30 @@ func (r *rawClient) expectOpen() {
 func isClosed(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF)
 }
+
+// readFinal reads a response to method, checks its status is want, and
+// that the connection stays open after a 200 and is closed after anything
+// else.
+func (r *rawClient) readFinal(method string, want int) {
+	r.t.Helper()
+	if res := r.read(method); res.status != want {
+		r.t.Fatalf("got %s, want %d", res, want)
+	}
+	if want == 200 {
+		r.expectOpen()
+	} else {
+		r.expectClosed()
+	}
+}
+
+// sendWithContinue sends head, which asks for 100 Continue, checks the
+// 100, sends body, and returns the final response.
+func (r *rawClient) sendWithContinue(method, head, body string) resp {
+	r.t.Helper()
+	r.send(head)
+	if res := r.read(method); res.status != 100 {
+		r.t.Fatalf("got %s, want 100 Continue", res)
+	}
+	r.send(body)
+	return r.read(method)
+}

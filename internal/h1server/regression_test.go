@@ -242,12 +242,8 @@ func TestExpectTokenList(t *testing.T) {
 		fmt.Fprintf(w, "%s", b)
 	})})
 	c := newRaw(t, addr)
-	c.send("POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue, x-foo\r\nContent-Length: 2\r\n\r\n")
-	if r := c.read("POST"); r.status != 100 {
-		t.Fatalf("got %s, want 100 Continue", r)
-	}
-	c.send("hi")
-	if r := c.read("POST"); r.status != 200 || r.body != "hi" {
+	r := c.sendWithContinue("POST", "POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue, x-foo\r\nContent-Length: 2\r\n\r\n", "hi")
+	if r.status != 200 || r.body != "hi" {
 		t.Fatalf("got %s, want 200 \"hi\"", r)
 	}
 }

@@ -315,12 +315,8 @@ func TestExpectContinue(t *testing.T) {
 	})})
 	t.Run("read", func(t *testing.T) {
 		c := newRaw(t, addr)
-		c.send("PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
-		if res := c.read("PUT"); res.status != 100 {
-			t.Fatalf("got %s, want 100 Continue", res)
-		}
-		c.send("hello")
-		if res := c.read("PUT"); res.status != 200 || res.body != "got hello" {
+		res := c.sendWithContinue("PUT", "PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n", "hello")
+		if res.status != 200 || res.body != "got hello" {
 			t.Fatalf("got %s", res)
 		}
 		c.expectOpen()

@@ -302,7 +302,7 @@ func (s *Server) closeIdle() {
 	}
 	s.mu.Unlock()
 	for _, c := range parked {
-		c.closeParked()
+		c.finish()
 	}
 }
 
