@@ -34,6 +34,7 @@ type parker struct {
 	sweepEvery time.Duration
 
 	mu     sync.Mutex
+	swept  time.Time        // when the last sweep ran (tests wait for one)
 	conns  map[uint64]*conn // registered connections (parked or not), by parkID
 	nextID uint64
 	closed bool
@@ -218,6 +219,15 @@ func (p *parker) run() {
 	defer admit.Stop()
 	var waited time.Duration // without room, and nothing came back
 	for {
+		// Also while waiting for room: a connection idle too long is
+		// closed even when admission holds the others back.
+		if p.sweepEvery > 0 {
+			if now := time.Now(); !now.Before(nextSweep) {
+				p.sweep(now)
+				nextSweep = now.Add(p.sweepEvery)
+				p.ep.SetReadDeadline(nextSweep)
+			}
+		}
 		k := p.roomFor(len(events))
 		if k == 0 {
 			switch idleNow, fresh := idle.idle(); {
@@ -228,7 +238,7 @@ func (p *parker) run() {
 			case fresh:
 				p.shrink() // the CPUs are busy: no more at once than needed
 			}
-			// Waits in slices, to look at the CPUs again.
+			// Waits in slices, to look at the CPUs (and sweep) again.
 			admit.Reset(idleEvery)
 			select {
 			case <-p.room:
@@ -255,13 +265,6 @@ func (p *parker) run() {
 			// once would admit every ready connection together, ahead
 			// of the responses of those admitted before.
 			runtime.Gosched()
-		}
-		if p.sweepEvery > 0 {
-			if now := time.Now(); !now.Before(nextSweep) {
-				p.sweep(now)
-				nextSweep = now.Add(p.sweepEvery)
-				p.ep.SetReadDeadline(nextSweep)
-			}
 		}
 	}
 }
@@ -402,6 +405,7 @@ func (p *parker) leave(c *conn) {
 func (p *parker) sweep(now time.Time) {
 	var expired []*conn
 	p.mu.Lock()
+	p.swept = now
 	for _, c := range p.conns {
 		// One whose next request came in time, held back by admission,
 		// is not idle: it waits to be resumed.

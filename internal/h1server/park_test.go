@@ -424,8 +424,9 @@ func admissionLimit(s *Server) int {
 // TestParkAdmission: with room for two resumed connections (the limit to
 // start from set to 2),
 // three requests that hold their handler still let a fourth, quick one on
-// another parked connection through (after admitWait without room the
-// limit doubles: slow requests cannot hold the others off); once all are
+// another parked connection through (the CPUs are idle, or nothing comes
+// back for admitWait: the limit doubles, so slow requests cannot hold the
+// others off); once all are
 // answered, none is counted as admitted any more and the limit is back
 // to 2; a client gone in the middle of its request is counted out too.
 func TestParkAdmission(t *testing.T) {
@@ -452,7 +453,7 @@ func TestParkAdmission(t *testing.T) {
 		c.send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
 	}
 	for range slow {
-		waitEntered(t, entered, "/slow") // the third one too, admitted after admitWait
+		waitEntered(t, entered, "/slow") // the third one too, once the limit grew
 	}
 	quick.send("GET /quick HTTP/1.1\r\nHost: a\r\n\r\n")
 	if res := quick.read("GET"); res.status != 200 || res.body != "/quick" {
@@ -590,8 +591,22 @@ func TestParkWokenLate(t *testing.T) {
 		waitEntered(t, entered, "/hold")
 	}
 	late.send("GET /late HTTP/1.1\r\nHost: a\r\n\r\n")
-	// Past its idle timeout (and a sweep or more), still held back.
-	time.Sleep(idle * 2)
+	// Once a sweep ran past its idle deadline (its read deadline is no
+	// later), it is still parked, held back.
+	p := s.parker.Load()
+	p.mu.Lock()
+	var until time.Time
+	for _, c := range p.conns {
+		if c.parked.Load() {
+			until = c.parkUntil
+		}
+	}
+	p.mu.Unlock()
+	waitFor(t, "a sweep past the late connection's idle deadline", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.swept.After(until)
+	})
 	if n := s.parkedConns(); n != 1 {
 		t.Fatalf("%d connections parked, want the late one", n)
 	}
