@@ -99,6 +99,12 @@ type conn struct {
 	// userDeadline: the handler set a read deadline (ResponseController),
 	// which the body's first read must not clear.
 	userDeadline atomic.Bool
+	// The read deadline in force is the one armIdleDeadline set at
+	// idleArmedAt (since clockBase) for a wait of idleArmedFor; any other
+	// read deadline set since clears idleArmed.
+	idleArmed    bool
+	idleArmedAt  time.Duration
+	idleArmedFor time.Duration
 
 	// Parking (park_linux.go): parkID names the connection to the parker
 	// once it parked (0: never); parked is set while it waits with no
@@ -227,8 +233,10 @@ func (c *conn) loop(first, resumed bool) {
 				c.idleWait, c.firstWait = s.IdleTimeout, first
 				if first {
 					c.idleWait = s.ReadHeaderTimeout
+					c.setReadDeadline(c.idleWait)
+				} else {
+					c.armIdleDeadline()
 				}
-				c.setReadDeadline(c.idleWait)
 			}
 			switch {
 			case c.br == nil && !s.lean():
@@ -410,8 +418,34 @@ var headerMaps = sync.Pool{New: func() any { return make(http.Header, 16) }}
 // a connection's read buffer, so that one copy moves a read into it.
 var idleBufs = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
 
+// armIdleDeadline bounds the wait for the next request by the idle
+// timeout. Setting a deadline costs about as much as a small request's
+// parsing (three clock reads and a timer update), and a busy connection
+// would set one per request: so the deadline is set idleWait plus a
+// sixteenth from now, and kept while less than that sixteenth has passed
+// and nothing else set a read deadline since. The wait is thus bounded by
+// at least the idle timeout and at most a sixteenth more (60 s: 60 to
+// 63.75 s), and checking costs one clock read.
+func (c *conn) armIdleDeadline() {
+	now := time.Since(clockBase)
+	slack := c.idleWait / 16
+	if c.userDeadline.Load() {
+		c.idleArmed = false // the handler set one (ResponseController)
+	}
+	if c.idleArmed && c.idleArmedFor == c.idleWait && now-c.idleArmedAt < slack {
+		return
+	}
+	c.setReadDeadline(c.idleWait + slack)
+	c.idleArmed, c.idleArmedAt, c.idleArmedFor = c.idleWait > 0, now, c.idleWait
+}
+
+// clockBase is what armIdleDeadline measures time from: a monotonic clock
+// read (time.Since) costs half of time.Now, which reads the wall clock too.
+var clockBase = time.Now()
+
 // setReadDeadline bounds the next reads by d from now (0: no bound).
 func (c *conn) setReadDeadline(d time.Duration) {
+	c.idleArmed = false
 	if d > 0 {
 		c.rwc.SetReadDeadline(time.Now().Add(d))
 	} else {

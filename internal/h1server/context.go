@@ -215,6 +215,7 @@ func (c *conn) stopBackgroundRead() {
 		// The next wait for a request sets its own deadline; clear the
 		// past one in case it has none.
 		c.rwc.SetReadDeadline(time.Time{})
+		c.idleArmed = false
 	}
 }
 

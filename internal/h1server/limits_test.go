@@ -144,6 +144,60 @@ func TestIdleTimeout(t *testing.T) {
 	}
 }
 
+// TestIdleDeadlineKept: the idle deadline is set again only once a
+// sixteenth of IdleTimeout has passed (armIdleDeadline), yet every wait for
+// a request stays bounded by IdleTimeout. A connection kept busy for three
+// idle timeouts is not cut (the deadline moves on). After a request whose
+// handling touched the read deadline (the handler set one, its body was
+// read, the background read watched it), the next wait gets its idle
+// deadline at once: otherwise it would wait for an hour or for ever. Each
+// of those requests follows another by less than the sixteenth, when the
+// deadline would be kept. (A body's end sets the deadline of its drain,
+// finishBody, which is what makes the next wait arm its own.)
+func TestIdleDeadlineKept(t *testing.T) {
+	const idle = 400 * time.Millisecond
+	s := &Server{ReadHeaderTimeout: ioTimeout, IdleTimeout: idle, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/own-deadline":
+			http.NewResponseController(w).SetReadDeadline(time.Now().Add(time.Hour))
+		case "/body":
+			io.Copy(io.Discard, r.Body)
+		case "/watched":
+			r.Context().Done() // starts the background read, which the request's end stops
+		}
+	})}
+	addr := serve(t, s)
+
+	t.Run("busy", func(t *testing.T) {
+		c := newRaw(t, addr)
+		for end := time.Now().Add(3 * idle); time.Now().Before(end); {
+			c.expectOpen()
+			time.Sleep(idle / 8) // paced requests: the point is the time they span
+		}
+		start := time.Now()
+		c.expectClosed()
+		if d := time.Since(start); d < idle*9/10 {
+			t.Errorf("closed after %v, before the idle timeout", d)
+		}
+	})
+	for _, req := range []string{
+		"GET /own-deadline HTTP/1.1\r\nHost: a\r\n\r\n",
+		"POST /body HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx",
+		"GET /watched HTTP/1.1\r\nHost: a\r\n\r\n",
+	} {
+		t.Run(strings.Fields(req)[1], func(t *testing.T) {
+			c := newRaw(t, addr)
+			c.expectOpen()
+			c.expectOpen() // its wait has the deadline armIdleDeadline keeps
+			c.send(req)
+			if res := c.read(strings.Fields(req)[0]); res.status != 200 {
+				t.Fatalf("got %s", res)
+			}
+			c.expectClosed()
+		})
+	}
+}
+
 // goroutinesIn reports how many goroutines have fn on their stack.
 func goroutinesIn(fn string) int {
 	buf := make([]byte, 1<<20)

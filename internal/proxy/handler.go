@@ -357,7 +357,10 @@ func (h *Handler) attempt(r *http.Request, b *upstream.Backend, n int, ex *excha
 	}
 
 	b.Begin()
-	sent := time.Now()
+	sent := ex.Start // nothing waited since for the first attempt: one clock read less
+	if n > 1 {
+		sent = time.Now()
+	}
 	out := &ex.out
 	*out = h1.Request{
 		Ctx:    ctx,
@@ -376,6 +379,7 @@ func (h *Handler) attempt(r *http.Request, b *upstream.Backend, n int, ex *excha
 	out.StripHopByHop = true
 	out.Got1xx = ex.got1xx
 	out.Space = &ex.space
+	out.Start = sent
 	res, err := b.Transport().Do(out)
 	ex.inPlace = err == nil && ex.respHeader != nil
 	ex.BackendDuration = time.Since(sent)

@@ -13,7 +13,7 @@ import (
 type Summary struct {
 	Start           time.Time
 	Duration        time.Duration // arrival to the last response byte
-	BackendDuration time.Duration // last attempt: request sent to response header
+	BackendDuration time.Duration // last attempt: its start (the request's, for a first one) to the response header
 	Status          int           // sent to the client; 499: the client went away first
 	BytesIn         int64         // request body bytes read from the client
 	BytesOut        int64         // response body bytes written to the client

@@ -319,8 +319,10 @@ func (c *conn) fail(ctx context.Context, err error) error {
 // backend saw anything, or before it answered anything (or only a 408) to
 // a replayable request.
 //
-// Unless keep is set, w is given back to its pool once written.
-func (c *conn) roundTrip(ctx context.Context, req *Request, buf []byte, f framing, inline, replayable, keep bool, w *writeBuf) (res *http.Response, err error, retry bool) {
+// Unless keep is set, w is given back to its pool once written. now, if
+// not zero, stands for the time at the end of the write (nothing waited
+// since the caller read it).
+func (c *conn) roundTrip(ctx context.Context, req *Request, buf []byte, f framing, inline, replayable, keep bool, w *writeBuf, now time.Time) (res *http.Response, err error, retry bool) {
 	async := f.body && !inline
 	if async || f.expect {
 		c.watch(ctx)
@@ -365,7 +367,9 @@ func (c *conn) roundTrip(ctx context.Context, req *Request, buf []byte, f framin
 		// The response-header timeout runs from the end of the write, not
 		// from the start of the exchange: a dial, a wait for a free
 		// connection or a slow client body is not the backend being slow.
-		now := time.Now()
+		if now.IsZero() {
+			now = time.Now()
+		}
 		var end time.Time
 		if rht > 0 {
 			end = now.Add(rht)

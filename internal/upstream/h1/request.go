@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Request is one request to a backend. The Transport reads it during Do and,
@@ -66,6 +67,13 @@ type Request struct {
 	// another request) until it is done with the response; a pooled
 	// per-request state is the place for it.
 	Space *ResponseSpace
+
+	// Start, if not zero, is the time the caller read just before Do (a
+	// clock read costs, and a caller that measures the exchange has one):
+	// the pool's idle checks use it, and so does the response-header
+	// timeout when Do did not wait (for a connection, or for a body).
+	// Zero: Do reads the clock.
+	Start time.Time
 
 	// closer is closed once the body is written or abandoned (RoundTrip).
 	closer io.Closer

@@ -134,9 +134,18 @@ func (t *Transport) Do(req *Request) (*http.Response, error) {
 		if attempt > 0 {
 			spare = nil // it may hold a small body read from the client
 		}
-		c, err := t.getConn(ctx, time.Now(), attempt > 0, replayable && attempt == 0, spare)
+		now := req.Start
+		if now.IsZero() || attempt > 0 {
+			now = time.Now()
+		}
+		c, err := t.getConn(ctx, now, attempt > 0, replayable && attempt == 0, spare)
 		if err != nil {
 			return nil, err
+		}
+		if attempt > 0 || w.buf == nil || f.body {
+			// It may have waited (getConn gave the buffer back to wait or
+			// dial), or a body is read: the clock is read after the write.
+			now = time.Time{}
 		}
 		if w.buf == nil { // given back after the first attempt's write
 			if err := w.head(req, t.host, f); err != nil {
@@ -159,7 +168,7 @@ func (t *Transport) Do(req *Request) (*http.Response, error) {
 		// body a second time; a head alone is rebuilt. While the response
 		// is awaited, the buffer serves other requests.
 		keep := inline && replayable && c.reused && attempt == 0
-		res, err, retry := c.roundTrip(ctx, req, w.buf, f, inline, replayable, keep, &w)
+		res, err, retry := c.roundTrip(ctx, req, w.buf, f, inline, replayable, keep, &w, now)
 		if err == nil {
 			return res, nil
 		}

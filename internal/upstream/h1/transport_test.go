@@ -754,16 +754,20 @@ func TestResponseHeaderTimeout(t *testing.T) {
 }
 
 // TestResponseHeaderTimeoutStartsAfterBody: a slow upload is not cut by
-// the response header timeout, which starts once the body is written.
+// the response header timeout, which starts once the body is written:
+// streamed (chunked), or small enough to go with the head (read whole
+// before the write, and then a Start given by the caller is too old).
 func TestResponseHeaderTimeoutStartsAfterBody(t *testing.T) {
 	s := testbackend.Raw(t, serveResponses(func(_ *http.Request, body []byte) string {
 		return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(strconv.Itoa(len(body))), strconv.Itoa(len(body)))
 	}))
 	tr := newTestTransport(t, s.Addr, func(o *Options) { o.ResponseHeaderTimeout = 200 * time.Millisecond })
-	slow := &slowReader{parts: 6, delay: 100 * time.Millisecond}
-	res, body, err := do(t, tr, &Request{Method: "POST", Body: slow, ContentLength: -1})
-	if err != nil || res.StatusCode != 200 || body != "6" {
-		t.Fatalf("slow upload: %v %q %v", res, body, err)
+	for _, length := range []int64{-1, 3} {
+		slow := &slowReader{parts: 3, delay: 100 * time.Millisecond}
+		res, body, err := do(t, tr, &Request{Method: "POST", Body: slow, ContentLength: length, Start: time.Now()})
+		if err != nil || res.StatusCode != 200 || body != "3" {
+			t.Fatalf("slow upload, length %d: %v %q %v", length, res, body, err)
+		}
 	}
 }
 
@@ -1009,7 +1013,8 @@ func TestLateBytesAfterResponseNeverReachTheNextRequest(t *testing.T) {
 }
 
 // TestResponseHeaderTimeoutStartsAfterTheWrite: time spent waiting for a
-// free connection (the backend at MaxConns) is not the backend being slow.
+// free connection (the backend at MaxConns) is not the backend being slow,
+// even when the caller gave the exchange's Start.
 // The second request waits ~250ms for the connection, then is answered
 // 100ms after it was sent: well within a 300ms response-header timeout
 // counted from the write, though not from the start of the exchange.
@@ -1036,7 +1041,8 @@ func TestResponseHeaderTimeoutStartsAfterTheWrite(t *testing.T) {
 		held <- err
 	}()
 	<-started // /hold has the only connection
-	if _, body, err := do(t, tr, &Request{Method: "GET", Target: "/quick"}); err != nil || body != "ok" {
+	// Start, as the proxy gives it: too old once the request has waited.
+	if _, body, err := do(t, tr, &Request{Method: "GET", Target: "/quick", Start: time.Now()}); err != nil || body != "ok" {
 		t.Fatalf("request that waited for the connection: %q, %v", body, err)
 	}
 	if err := <-held; err != nil {
