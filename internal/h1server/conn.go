@@ -764,7 +764,7 @@ func checkRequest(req *http.Request, hosts hostFields) (int, string) {
 			}
 		}
 	}
-	if e := req.Header.Get("Expect"); e != "" && !expectsContinue(req) {
+	if e := expectField(req); e != "" && !expectsContinue(req) {
 		return http.StatusExpectationFailed, ""
 	}
 	return 0, ""
@@ -774,7 +774,18 @@ func checkRequest(req *http.Request, hosts hostFields) (int, string) {
 // it sends the body (only meaningful from HTTP/1.1 on, with a body).
 func expectsContinue(req *http.Request) bool {
 	// As net/http: the token in the first Expect field.
-	return h1.HasToken([]string{req.Header.Get("Expect")}, "100-continue")
+	e := expectField(req)
+	return e != "" && h1.HasToken([]string{e}, "100-continue")
+}
+
+// expectField is the first Expect field of req: its header's names are
+// canonical (both parsers make them so), so the map is read directly
+// rather than through Header.Get, which canonicalizes the name first.
+func expectField(req *http.Request) string {
+	if v := req.Header["Expect"]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // replyReadError answers a request that could not be read, if anything can

@@ -438,7 +438,7 @@ func appendFields(b []byte, h http.Header) []byte {
 func appendField(b []byte, k, v string) []byte {
 	b = append(b, k...)
 	b = append(b, ": "...)
-	if strings.ContainsAny(v, "\r\n") {
+	if strings.IndexByte(v, '\r') >= 0 || strings.IndexByte(v, '\n') >= 0 { // faster than ContainsAny
 		v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
 	}
 	b = append(b, v...)
