@@ -49,5 +49,6 @@ if [ "${PUBLISH:-0}" = 1 ]; then
   mkdir -p docs/bench
   cp "$out/chart.svg" docs/bench/chart.svg
   cp "$out/summary.md" docs/bench/summary.md
+  cp "$out/scenarios/meta.txt" docs/bench/meta.txt
 fi
 echo "summary: $out/summary.md  chart: $out/chart.svg"
