@@ -505,7 +505,11 @@ func (c *conn) serveRequest(first bool) bool {
 		return false
 	}
 	c.afterPost = req.Method == http.MethodPost
-	c.userDeadline.Store(false)
+	if c.userDeadline.Swap(false) {
+		// The last request's handler set a read deadline, and no wait
+		// came between (this request was pipelined behind it).
+		c.idleArmed = false
+	}
 	w := &c.res
 	w.reset(req)
 	var rc *requestContext

@@ -146,16 +146,19 @@ func TestIdleTimeout(t *testing.T) {
 
 // TestIdleDeadlineKept: the idle deadline is set again only once a
 // sixteenth of IdleTimeout has passed (armIdleDeadline), yet every wait for
-// a request stays bounded by IdleTimeout. A connection kept busy for three
-// idle timeouts is not cut (the deadline moves on). After a request whose
-// handling touched the read deadline (the handler set one, its body was
-// read, the background read watched it), the next wait gets its idle
-// deadline at once: otherwise it would wait for an hour or for ever. Each
-// of those requests follows another by less than the sixteenth, when the
-// deadline would be kept. (A body's end sets the deadline of its drain,
-// finishBody, which is what makes the next wait arm its own.)
+// a request stays bounded by IdleTimeout. A connection kept busy for more
+// than two idle timeouts, with requests closer together than that
+// sixteenth (the deadline is kept) and further apart (it moves on), is not
+// cut. After a request whose handling touched the read deadline (the
+// handler set one, its body was read, the background read watched it; or
+// the handler of a request before it, pipelined), the next wait gets its
+// idle deadline at once: otherwise it would wait for an hour or for ever.
+// Each of those requests follows another closely, when the deadline would
+// be kept (on a machine slow enough to take longer than the sixteenth, they
+// pass without testing that). A body's end sets the deadline of its drain
+// (finishBody), which is what makes the next wait arm its own.
 func TestIdleDeadlineKept(t *testing.T) {
-	const idle = 400 * time.Millisecond
+	const idle = 600 * time.Millisecond // the sixteenth: 37.5 ms
 	s := &Server{ReadHeaderTimeout: ioTimeout, IdleTimeout: idle, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/own-deadline":
@@ -170,28 +173,34 @@ func TestIdleDeadlineKept(t *testing.T) {
 
 	t.Run("busy", func(t *testing.T) {
 		c := newRaw(t, addr)
-		for end := time.Now().Add(3 * idle); time.Now().Before(end); {
+		var start time.Time
+		for i, end := 0, time.Now().Add(idle*5/2); time.Now().Before(end); i++ {
 			c.expectOpen()
-			time.Sleep(idle / 8) // paced requests: the point is the time they span
+			start = time.Now()
+			if i%4 == 3 {
+				time.Sleep(idle / 8) // further apart than the sixteenth
+			}
 		}
-		start := time.Now()
 		c.expectClosed()
 		if d := time.Since(start); d < idle*9/10 {
-			t.Errorf("closed after %v, before the idle timeout", d)
+			t.Errorf("closed %v after the last response, before the idle timeout", d)
 		}
 	})
-	for _, req := range []string{
-		"GET /own-deadline HTTP/1.1\r\nHost: a\r\n\r\n",
-		"POST /body HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx",
-		"GET /watched HTTP/1.1\r\nHost: a\r\n\r\n",
+	for name, reqs := range map[string]string{
+		"own deadline":                           "GET /own-deadline HTTP/1.1\r\nHost: a\r\n\r\n",
+		"body":                                   "POST /body HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx",
+		"watched":                                "GET /watched HTTP/1.1\r\nHost: a\r\n\r\n",
+		"own deadline, then a pipelined request": "GET /own-deadline HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
 	} {
-		t.Run(strings.Fields(req)[1], func(t *testing.T) {
+		t.Run(name, func(t *testing.T) {
 			c := newRaw(t, addr)
 			c.expectOpen()
 			c.expectOpen() // its wait has the deadline armIdleDeadline keeps
-			c.send(req)
-			if res := c.read(strings.Fields(req)[0]); res.status != 200 {
-				t.Fatalf("got %s", res)
+			c.send(reqs)
+			for range strings.Count(reqs, "HTTP/1.1\r\n") {
+				if res := c.read(strings.Fields(reqs)[0]); res.status != 200 {
+					t.Fatalf("got %s", res)
+				}
 			}
 			c.expectClosed()
 		})
