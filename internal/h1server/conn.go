@@ -92,7 +92,6 @@ type conn struct {
 	idleBP     *[]byte
 	idleErr    error
 	idleReadFn func(fd uintptr) bool
-	idleTryFn  func(fd uintptr) bool
 	broken     bool         // the connection cannot serve another request
 	body       *requestBody // the current request's body, if any
 	afterPost  bool         // the last request was a POST
@@ -306,10 +305,15 @@ var errParked = errors.New("h1server: connection parked")
 // once when there was nothing to read. What a read brings is handed to the
 // read buffer taken again for the request (see readIdleData).
 //
-// When the first attempt finds nothing, the connection is parked (see
-// parker): waitIdle returns errParked and the goroutine ends; the one that
-// resumes the connection calls waitReadable. Without a parker, the
-// goroutine waits in a read, bounded by the read deadline set before.
+// With a parker, the connection is parked at once, without a read
+// attempt: waitIdle returns errParked and the goroutine ends; the one that
+// resumes the connection calls waitReadable. The registration is
+// level-triggered, so bytes that came since the last read wake it at
+// once; and a read attempt first would find nothing nearly every time
+// (the client has hardly read the response yet), a system call per request
+// (6.1 → 5.2 per request at 2000 connections, docs/BENCHMARKS.md). Without
+// a parker, the goroutine waits in a read, bounded by the read deadline set
+// before.
 func (c *conn) waitIdle() error {
 	// Nor the last request's parts, which hold its head.
 	if c.reqHeader != nil {
@@ -325,18 +329,8 @@ func (c *conn) waitIdle() error {
 		c.br = nil
 	}
 	if c.raw != nil {
-		// One read attempt; nothing there, the parker (if any) waits for
-		// the connection instead of this goroutine.
-		if c.idleTryFn == nil {
-			c.idleTryFn = c.idleTry
-		}
-		if err := c.raw.Read(c.idleTryFn); err != nil {
-			return err
-		}
-		if c.idleData == nil && c.idleErr == nil {
-			if p := c.srv.getParker(); p != nil && p.park(c) {
-				return errParked
-			}
+		if p := c.srv.getParker(); p != nil && p.park(c) {
+			return errParked
 		}
 	}
 	return c.waitReadable()
@@ -355,13 +349,6 @@ func (c *conn) waitReadable() error {
 	c.br = readers.Get().(*bufio.Reader)
 	c.br.Reset(c)
 	return err
-}
-
-// idleTry is idleRead that does not wait: its result is in idleData and
-// idleErr, both unset when there was nothing to read.
-func (c *conn) idleTry(fd uintptr) bool {
-	c.idleRead(fd)
-	return true
 }
 
 // idleRead is one read attempt of an idle connection (a syscall.RawConn

@@ -141,6 +141,40 @@ func TestParkIdle(t *testing.T) {
 	waitParked(t, s, n, ballast)
 }
 
+// TestParkWithRequestWaiting: a connection is parked straight after its
+// response, with no read attempt first (waitIdle); a next request already
+// in its socket by then (sent while the handler was still running) wakes
+// it at once and is served, and so does one that comes after.
+func TestParkWithRequestWaiting(t *testing.T) {
+	skipUnlessParking(t)
+	sent := make(chan struct{})
+	s := &Server{IdleTimeout: ioTimeout, ReadHeaderTimeout: ioTimeout, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hold" {
+			w.Header().Set("Content-Length", "5") // complete once flushed
+			io.WriteString(w, "/hold")
+			http.NewResponseController(w).Flush()
+			<-sent // the next request is in the socket before this connection waits
+			return
+		}
+		pathHandler(w, r)
+	})}
+	addr, ballast := serveParking(t, s)
+	c := newRaw(t, addr)
+	getPath(t, c, "/first")
+	waitParked(t, s, 1, ballast)
+	c.send("GET /hold HTTP/1.1\r\nHost: a\r\n\r\n")
+	if res := c.read("GET"); res.body != "/hold" {
+		t.Fatalf("got %s", res)
+	}
+	c.send("GET /waiting HTTP/1.1\r\nHost: a\r\n\r\n") // loopback: in the server's socket on return
+	close(sent)
+	if res := c.read("GET"); res.status != 200 || res.body != "/waiting" {
+		t.Fatalf("request waiting when the connection parked: got %s", res)
+	}
+	waitParked(t, s, 1, ballast)
+	getPath(t, c, "/after")
+}
+
 // TestParkNew: a lean server's new connection is parked as accepted, with
 // no goroutine ever started for it (not even one that parks it soon
 // after), until its first bytes; then it is served (as a first request)
