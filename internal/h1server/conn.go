@@ -224,6 +224,14 @@ func (c *conn) loop(first, resumed bool) {
 			if c.admitted {
 				s.parker.Load().leave(c) // back to waiting for a request
 			}
+			if c.userDeadline.Swap(false) {
+				// The last request's handler set a read deadline
+				// (ResponseController): the idle one armed before is
+				// gone, whether this wait or the next pipelined request
+				// comes first. (Reset here, before every request, also
+				// for the body's first read: see requestBody.)
+				c.idleArmed = false
+			}
 			c.state.Store(stateIdle)
 			if s.shutting.Load() && !first {
 				return
@@ -416,9 +424,6 @@ var idleBufs = sync.Pool{New: func() any { b := make([]byte, readBufSize); retur
 func (c *conn) armIdleDeadline() {
 	now := time.Since(clockBase)
 	slack := c.idleWait / 16
-	if c.userDeadline.Load() {
-		c.idleArmed = false // the handler set one (ResponseController)
-	}
 	if c.idleArmed && c.idleArmedFor == c.idleWait && now-c.idleArmedAt < slack {
 		return
 	}
@@ -492,11 +497,6 @@ func (c *conn) serveRequest(first bool) bool {
 		return false
 	}
 	c.afterPost = req.Method == http.MethodPost
-	if c.userDeadline.Swap(false) {
-		// The last request's handler set a read deadline, and no wait
-		// came between (this request was pipelined behind it).
-		c.idleArmed = false
-	}
 	w := &c.res
 	w.reset(req)
 	var rc *requestContext

@@ -17,9 +17,10 @@
 //     adds: the Host rules, 417 for an unknown Expect, 501 for an unknown
 //     transfer coding, 505 for other major versions, a limit on the whole
 //     head (431, or 414 when the request line alone is too long);
-//   - one read deadline per request: the idle (or, on a new connection,
-//     header) timeout armed while waiting for the request; a head that is
-//     not complete in the first read gets the header timeout;
+//   - at most one read deadline per request: the idle (or, on a new
+//     connection, header) timeout armed while waiting for the request, the
+//     idle one moved on only once per sixteenth of it (armIdleDeadline); a
+//     head that is not complete in the first read gets the header timeout;
 //   - the request context notices a client that goes away only when someone
 //     waits on it: its Done starts the background read then (the proxy's
 //     backend client does so once an exchange has run for 100 ms), so
