@@ -203,7 +203,6 @@ func (d *decoder) add(path string, line int, msg string) {
 
 // positions implementation for the validator.
 
-func (d *decoder) present(path string) bool { _, ok := d.at[path]; return ok }
 func (d *decoder) explicitZero(path string) bool {
 	return d.zero[path]
 }
