@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/lbproject/load_balancer/internal/linecache"
 	"github.com/lbproject/load_balancer/internal/upstream/h1"
 	"golang.org/x/net/http/httpguts"
 )
@@ -71,6 +72,7 @@ type conn struct {
 	fast      fastHead
 	reqHeader http.Header
 	vals      [32]string
+	lines     linecache.Cache // the last head's lines, reused where they repeat
 	url       url.URL
 	freq      *http.Request  // made once, with rctx as its context
 	rctx      requestContext // the fast path's request context, reused
@@ -330,6 +332,7 @@ func (c *conn) waitIdle() error {
 		c.reqHeader = nil
 	}
 	c.vals = [len(c.vals)]string{}
+	c.lines.Release()
 	c.freq, c.url = nil, url.URL{}
 	if c.br != nil {
 		c.br.Reset(nil)
@@ -604,7 +607,7 @@ func (c *conn) readRequest(first bool) (req *http.Request, hosts hostFields, err
 	clear(c.reqHeader) // the last request's fields
 	f := &c.fast
 	*f = fastHead{}
-	if parseFast(buffered, f, c.reqHeader, c.vals[:]) {
+	if parseFast(buffered, f, c.reqHeader, c.vals[:], &c.lines) {
 		if f.size > s.maxHeaderBytes() {
 			return nil, hostFields{}, c.headTooLarge(buffered)
 		}

@@ -7,6 +7,7 @@ import (
 	"net/textproto"
 	"strings"
 
+	"github.com/lbproject/load_balancer/internal/linecache"
 	"github.com/lbproject/load_balancer/internal/upstream/h1"
 )
 
@@ -14,7 +15,8 @@ import (
 // origin-form target, HTTP/1.1 or 1.0, field lines in canonical syntax
 // ending in CRLF, no body or a Content-Length one, the whole head in the
 // read buffer. parseFast reads those in place, into maps and values the
-// connection reuses, with one allocation (the head's string). Anything else
+// connection reuses, with at most one allocation (a string of the lines
+// that differ from the connection's last head: see linecache). Anything else
 // -- any doubt at all: a Transfer-Encoding, a repeated Content-Length, an
 // obs-fold, a bare LF, a byte outside printable ASCII, a percent-escaped
 // path, an Expect -- is left to net/http's http.ReadRequest, which parses the
@@ -42,31 +44,27 @@ var fastMethods = [...]string{"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS",
 const maxFastFields = 100
 
 // parseFast parses the request head at the start of b into h, its fields
-// into header (empty; the values share the array vals while it lasts). It
-// reports false, with header possibly half-filled, for anything it does not
-// take.
-func parseFast(b []byte, h *fastHead, header http.Header, vals []string) bool {
+// into header (empty; the values share the array vals while it lasts), its
+// strings made by cache (the connection's: a line that repeats the last
+// head's costs no allocation). It reports false, with header possibly
+// half-filled, for anything it does not take.
+func parseFast(b []byte, h *fastHead, header http.Header, vals []string, cache *linecache.Cache) bool {
 	end := bytes.Index(b, []byte("\r\n\r\n"))
 	if end < 0 {
 		return false
 	}
 	h.size = end + 4
-	s := string(b[:end+2]) // every line with its CRLF
-	nl := strings.Index(s, "\r\n")
-	if !parseRequestLine(s[:nl], h) {
+	// Every line with its CRLF; a bare LF ends a line without CR.
+	lines, ok := cache.Lines(b[:end+2], 1+maxFastFields)
+	if !ok || !crlf(lines[0]) || !parseRequestLine(lines[0][:len(lines[0])-1], h) {
 		return false
 	}
-	s = s[nl+2:]
 	var connection []string
-	fields := 0
-	for s != "" {
-		nl := strings.Index(s, "\r\n")
-		line := s[:nl]
-		s = s[nl+2:]
-		if fields++; fields > maxFastFields {
-			return false
+	for _, line := range lines[1:] {
+		if !crlf(line) {
+			return false // a bare LF: net/http's business
 		}
-		name, value, ok := splitFastField(line)
+		name, value, ok := splitFastField(line[:len(line)-1])
 		if !ok {
 			return false
 		}
@@ -117,6 +115,10 @@ func parseFast(b []byte, h *fastHead, header http.Header, vals []string) bool {
 	}
 	return true
 }
+
+// crlf reports whether a line of the head ended in CRLF (its CR is
+// still there).
+func crlf(line string) bool { return line != "" && line[len(line)-1] == '\r' }
 
 // parseRequestLine parses "METHOD /target HTTP/1.x".
 func parseRequestLine(line string, h *fastHead) bool {

@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/lbproject/load_balancer/internal/linecache"
 )
 
 // fastParseSeeds are request heads of the kinds the fast path takes and of
@@ -56,24 +58,35 @@ func FuzzFastParse(f *testing.F) {
 
 func checkFastParse(t *testing.T, data []byte) (accepted bool) {
 	t.Helper()
-	var h fastHead
-	header := make(http.Header)
-	vals := make([]string, 4) // short, so that both ways of storing a value run
-	if !parseFast(data, &h, header, vals) {
-		return false
-	}
-	br := bufio.NewReaderSize(bytes.NewReader(data), len(data)+16)
-	req, err := http.ReadRequest(br)
-	if err != nil {
-		t.Fatalf("fast path accepted what net/http refuses (%v): %q", err, data)
-	}
-	got := []any{h.method, h.target, h.path, h.query, h.minor, h.host, h.contentLength, h.close, header}
-	want := []any{req.Method, req.RequestURI, req.URL.Path, req.URL.RawQuery, req.ProtoMinor, req.Host, req.ContentLength, req.Close, req.Header}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("fast path read %q as\n%#v\nnet/http as\n%#v", data, got, want)
-	}
-	if rest := len(data) - h.size; br.Buffered() != rest {
-		t.Fatalf("fast path ends the head of %q %d bytes before the end, net/http %d", data, rest, br.Buffered())
+	// Twice with one cache: the second parse reuses the strings of the
+	// first's lines (linecache), and must read the same.
+	cache := new(linecache.Cache)
+	for pass := range 2 {
+		var h fastHead
+		header := make(http.Header)
+		vals := make([]string, 4) // short, so that both ways of storing a value run
+		ok := parseFast(data, &h, header, vals, cache)
+		if pass == 0 {
+			accepted = ok
+		} else if ok != accepted {
+			t.Fatalf("fast path took %q: %v, then with its lines cached: %v", data, accepted, ok)
+		}
+		if !ok {
+			return false
+		}
+		br := bufio.NewReaderSize(bytes.NewReader(data), len(data)+16)
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			t.Fatalf("fast path accepted what net/http refuses (%v): %q", err, data)
+		}
+		got := []any{h.method, h.target, h.path, h.query, h.minor, h.host, h.contentLength, h.close, header}
+		want := []any{req.Method, req.RequestURI, req.URL.Path, req.URL.RawQuery, req.ProtoMinor, req.Host, req.ContentLength, req.Close, req.Header}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("fast path read %q as\n%#v\nnet/http as\n%#v", data, got, want)
+		}
+		if rest := len(data) - h.size; br.Buffered() != rest {
+			t.Fatalf("fast path ends the head of %q %d bytes before the end, net/http %d", data, rest, br.Buffered())
+		}
 	}
 	return true
 }

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/lbproject/load_balancer/internal/linecache"
 )
 
 // readBufSize is the size of a connection's read buffer, taken from a pool
@@ -66,6 +68,11 @@ type conn struct {
 	hmu      sync.Mutex  // orders the response head deadline between writer and reader
 	headWait bool        // the reader waits for the final response head
 	bodyDone bool        // the writer ended
+
+	// lines: the last response head's lines, whose strings the next
+	// head reuses where a line repeats (most do: Server, Content-Type,
+	// Connection), so that parsing it allocates little or nothing.
+	lines linecache.Cache
 
 	peek   [1]byte
 	peekFn func(fd uintptr) // c.peekFD, made once
@@ -405,7 +412,7 @@ func (c *conn) roundTrip(ctx context.Context, req *Request, buf []byte, f framin
 			noAnswer := informational == 0 && !isTimeout(err) && !c.aborted.Load()
 			return nil, c.fail(ctx, fmt.Errorf("h1: reading response: %w", err)), c.reused && noAnswer && replayable
 		}
-		h = head{dst: req.ResponseHeader, vals: vals, strip: req.StripHopByHop}
+		h = head{dst: req.ResponseHeader, vals: vals, strip: req.StripHopByHop, lines: &c.lines}
 		if err := c.readHead(&h); err != nil {
 			return nil, c.fail(ctx, err), false
 		}

@@ -5,13 +5,17 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lbproject/load_balancer/internal/linecache"
 )
 
 // Fuzz targets of every parser in the package. Run one with, e.g.:
@@ -167,8 +171,18 @@ func FuzzParseHead(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var h head
-		if err := parseHead(data, &h); err != nil {
+		// Twice with one line cache: the second parse reuses the first's
+		// strings, and must read the same.
+		cache := new(linecache.Cache)
+		h := head{lines: cache}
+		err := parseHead(data, &h)
+		again := head{lines: cache}
+		err2 := parseHead(data, &again)
+		if fmt.Sprint(err) != fmt.Sprint(err2) || !reflect.DeepEqual(h.header, again.header) ||
+			h.status != again.status || h.contentLength != again.contentLength {
+			t.Fatalf("%q read twice: %v %v, then %v %v", data, err, h.header, err2, again.header)
+		}
+		if err != nil {
 			var pe *ProtocolError
 			if !errors.As(err, &pe) {
 				t.Fatalf("error %v is not a ProtocolError", err)

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/lbproject/load_balancer/internal/linecache"
 )
 
 // maxFields bounds the field lines of one response head or trailer section.
@@ -29,6 +31,10 @@ type head struct {
 	strip bool        // leave out hop-by-hop fields (but of a 101) and those Connection names
 
 	connOther []string // Connection values naming other fields, when strip
+
+	// lines, if not nil, is the connection's cache of the last head's
+	// lines: the strings of the lines that repeat are reused.
+	lines *linecache.Cache
 }
 
 // parseHead parses a complete response head b: the status line, the field
@@ -36,8 +42,9 @@ type head struct {
 // bare LF (RFC 9112 §2.2). Anything that is not valid HTTP/1.1 is an error:
 // the response is not forwarded and its connection is closed.
 //
-// The field names and values of h.header are substrings of one string made
-// from b; b may be reused afterwards.
+// The field names and values of h.header are substrings of strings made
+// from b, or, where a line repeats one of the connection's last head (in
+// h.lines), of that head's strings: b may be reused afterwards.
 func parseHead(b []byte, h *head) error {
 	err := parseHeadInto(b, h)
 	if err != nil && h.dst != nil {
@@ -85,26 +92,36 @@ func parseHeadInto(b []byte, h *head) error {
 	} else {
 		fp.vals = make([]string, n)
 	}
-	s := string(fields)
-	for {
-		i := strings.IndexByte(s, '\n')
-		if i < 0 {
-			return protoErr("no end of head")
+	cache := h.lines
+	if cache == nil {
+		cache = new(linecache.Cache)
+	}
+	lines, ok := cache.Lines(fields, n+2) // the fields, the empty line, what follows
+	if !ok {
+		return protoErr("too many header fields")
+	}
+	done := false // the empty line came
+	for i, line := range lines {
+		last := i == len(lines)-1
+		if last && fields[len(fields)-1] != '\n' { // n > 0: not empty
+			break // a line without its end
 		}
-		line := s[:i]
-		s = s[i+1:]
 		if len(line) > 0 && line[len(line)-1] == '\r' {
 			line = line[:len(line)-1]
 		}
 		if line == "" {
-			if s != "" {
+			if !last {
 				return protoErr("bytes after the end of head")
 			}
+			done = true
 			break
 		}
 		if err := fp.parse(line, h); err != nil {
 			return err
 		}
+	}
+	if !done {
+		return protoErr("no end of head")
 	}
 	for _, v := range h.connOther {
 		// RFC 9110 §7.6.1: the fields Connection names are for this hop.
