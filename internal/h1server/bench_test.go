@@ -28,12 +28,18 @@ func benchHandler(w http.ResponseWriter, r *http.Request) {
 
 // BenchmarkServer measures one request/response round trip of a small GET
 // on a kept-alive connection, for h1server and for net/http's server with
-// the same handler (100-byte body with a Content-Length). The client reads
-// responses with no allocation of its own, so allocs/op are the server's.
+// the same handler (100-byte body with a Content-Length), and for h1server
+// with every idle connection waiting lean. The client reads responses with
+// no allocation of its own, so allocs/op are the server's.
 func BenchmarkServer(b *testing.B) {
 	b.Run("h1server", func(b *testing.B) {
 		s := &Server{Handler: http.HandlerFunc(benchHandler)}
 		benchRoundTrips(b, serve(b, s))
+	})
+	b.Run("h1server-lean", func(b *testing.B) {
+		// Every idle connection waits lean (parked, on Linux).
+		s := &Server{Handler: http.HandlerFunc(benchHandler)}
+		benchRoundTrips(b, serveLean(b, s))
 	})
 	b.Run("net-http", func(b *testing.B) {
 		benchRoundTrips(b, serveStd(b, http.HandlerFunc(benchHandler), 0))

@@ -325,7 +325,9 @@ var errParked = errors.New("h1server: connection parked")
 // a parker, the goroutine waits in a read, bounded by the read deadline set
 // before.
 func (c *conn) waitIdle() error {
-	// Nor the last request's parts, which hold its head.
+	// Nor the last request's parts, which hold its head. The Request
+	// itself is kept, emptied: making another (WithContext) would be an
+	// allocation per request of a busy lean server.
 	if c.reqHeader != nil {
 		clear(c.reqHeader)
 		headerMaps.Put(c.reqHeader)
@@ -333,7 +335,10 @@ func (c *conn) waitIdle() error {
 	}
 	c.vals = [len(c.vals)]string{}
 	c.lines.Release()
-	c.freq, c.url = nil, url.URL{}
+	c.url = url.URL{}
+	if c.freq != nil {
+		clearRequest(c.freq)
+	}
 	if c.br != nil {
 		c.br.Reset(nil)
 		readers.Put(c.br)
@@ -694,6 +699,16 @@ func (c *conn) fastRequest(f *fastHead) *http.Request {
 }
 
 var protos = [2]string{"HTTP/1.0", "HTTP/1.1"}
+
+// clearRequest drops what the fast path's Request refers to (its head's
+// strings, header map, URL, body), so that a waiting connection holds none
+// of its last request. fastRequest sets every field again.
+func clearRequest(r *http.Request) {
+	r.Method, r.URL, r.Proto, r.Header, r.Body, r.GetBody = "", nil, "", nil, nil, nil
+	r.TransferEncoding, r.Host, r.RemoteAddr, r.RequestURI = nil, "", "", ""
+	r.Form, r.PostForm, r.MultipartForm, r.Trailer = nil, nil, nil, nil
+	r.TLS, r.Cancel, r.Response, r.Pattern = nil, nil, nil, ""
+}
 
 // completeHead reports whether b holds the end of a request head.
 func completeHead(b []byte) bool {
