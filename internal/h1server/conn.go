@@ -75,6 +75,7 @@ type conn struct {
 	lines     linecache.Cache // the last head's lines, reused where they repeat
 	url       url.URL
 	freq      *http.Request  // made once, with rctx as its context
+	freqZero  http.Request   // freq as made: every field zero but the context
 	rctx      requestContext // the fast path's request context, reused
 
 	// Background read (context.go); guarded by mu where noted.
@@ -335,9 +336,9 @@ func (c *conn) waitIdle() error {
 	}
 	c.vals = [len(c.vals)]string{}
 	c.lines.Release()
-	c.url = url.URL{}
+	c.url, c.fast = url.URL{}, fastHead{}
 	if c.freq != nil {
-		clearRequest(c.freq)
+		*c.freq = c.freqZero
 	}
 	if c.br != nil {
 		c.br.Reset(nil)
@@ -670,12 +671,17 @@ func (c *conn) headTooLarge(head []byte) error {
 // fastRequest makes the request parseFast read, from the connection's
 // reusable parts: the header map, the URL, and a Request made once with
 // the connection's reusable context (http.Request.WithContext is the only
-// way to give a Request a context, and it allocates a copy). Every
-// exported field is set anew (RemoteAddr by serveRequest, for both paths).
+// way to give a Request a context, and it allocates a copy). The Request
+// is first reset to what it was when made, unexported fields included
+// (the path values a ServeMux or SetPathValue left), then every field the
+// fast path knows is set (RemoteAddr by serveRequest, for both paths).
 func (c *conn) fastRequest(f *fastHead) *http.Request {
 	if c.freq == nil {
 		c.rctx.parent, c.rctx.c = c.ctx, c
 		c.freq = new(http.Request).WithContext(&c.rctx)
+		c.freqZero = *c.freq
+	} else {
+		*c.freq = c.freqZero
 	}
 	c.url = url.URL{Path: f.path, RawQuery: f.query}
 	r := c.freq
@@ -683,14 +689,10 @@ func (c *conn) fastRequest(f *fastHead) *http.Request {
 	r.URL = &c.url
 	r.Proto, r.ProtoMajor, r.ProtoMinor = protos[f.minor], 1, f.minor
 	r.Header = c.reqHeader
-	r.Body, r.GetBody, r.ContentLength = http.NoBody, nil, 0
-	r.TransferEncoding = nil
+	r.Body = http.NoBody
 	r.Close = f.close
 	r.Host = f.host
-	r.Form, r.PostForm, r.MultipartForm = nil, nil, nil
-	r.Trailer = nil
 	r.RequestURI = f.target
-	r.TLS, r.Cancel, r.Response, r.Pattern = nil, nil, nil, ""
 	if f.contentLength > 0 {
 		r.ContentLength = f.contentLength
 		r.Body = &fixedBody{c: c, n: f.contentLength}
@@ -699,16 +701,6 @@ func (c *conn) fastRequest(f *fastHead) *http.Request {
 }
 
 var protos = [2]string{"HTTP/1.0", "HTTP/1.1"}
-
-// clearRequest drops what the fast path's Request refers to (its head's
-// strings, header map, URL, body), so that a waiting connection holds none
-// of its last request. fastRequest sets every field again.
-func clearRequest(r *http.Request) {
-	r.Method, r.URL, r.Proto, r.Header, r.Body, r.GetBody = "", nil, "", nil, nil, nil
-	r.TransferEncoding, r.Host, r.RemoteAddr, r.RequestURI = nil, "", "", ""
-	r.Form, r.PostForm, r.MultipartForm, r.Trailer = nil, nil, nil, nil
-	r.TLS, r.Cancel, r.Response, r.Pattern = nil, nil, nil, ""
-}
 
 // completeHead reports whether b holds the end of a request head.
 func completeHead(b []byte) bool {

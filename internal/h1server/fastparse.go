@@ -15,8 +15,9 @@ import (
 // origin-form target, HTTP/1.1 or 1.0, field lines in canonical syntax
 // ending in CRLF, no body or a Content-Length one, the whole head in the
 // read buffer. parseFast reads those in place, into maps and values the
-// connection reuses, with at most one allocation (a string of the lines
-// that differ from the connection's last head: see linecache). Anything else
+// connection reuses, with no allocation when every line repeats the
+// connection's last head, else one (a string of the lines that differ; a
+// head of over 64 lines, two: see linecache). Anything else
 // -- any doubt at all: a Transfer-Encoding, a repeated Content-Length, an
 // obs-fold, a bare LF, a byte outside printable ASCII, a percent-escaped
 // path, an Expect -- is left to net/http's http.ReadRequest, which parses the

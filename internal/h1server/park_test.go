@@ -717,3 +717,40 @@ func (r *rawClient) readableOnServer(s *Server) func() bool {
 		return false
 	}
 }
+
+// TestRequestResetBetweenRequests: the fast path's Request, reused from
+// one request of a connection to the next, carries nothing of the last
+// one: not the path values a handler set (kept in unexported fields),
+// nor its Pattern or Form; on a connection that stays (non-lean) and on
+// one parked between the two requests (lean).
+func TestRequestResetBetweenRequests(t *testing.T) {
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/set" {
+			r.SetPathValue("user", "alice")
+			r.Pattern = "GET /set"
+			r.Form = map[string][]string{"a": {"b"}}
+		}
+		fmt.Fprintf(w, "%q %q %v", r.PathValue("user"), r.Pattern, r.Form == nil)
+	})
+	check := func(t *testing.T, c *rawClient, park func()) {
+		c.send("GET /set HTTP/1.1\r\nHost: a\r\n\r\n")
+		if res := c.read("GET"); res.body != `"alice" "GET /set" false` {
+			t.Fatalf("/set: %s", res)
+		}
+		park()
+		c.send("GET /check HTTP/1.1\r\nHost: a\r\n\r\n")
+		if res := c.read("GET"); res.body != `"" "" true` {
+			t.Fatalf("the next request saw the last one's values: %s", res)
+		}
+	}
+	t.Run("kept", func(t *testing.T) {
+		s := &Server{IdleTimeout: ioTimeout, ReadHeaderTimeout: ioTimeout, Handler: handler}
+		check(t, newRaw(t, serve(t, s)), func() {})
+	})
+	t.Run("parked", func(t *testing.T) {
+		skipUnlessParking(t)
+		s := &Server{IdleTimeout: ioTimeout, ReadHeaderTimeout: ioTimeout, Handler: handler}
+		addr, ballast := serveParking(t, s)
+		check(t, newRaw(t, addr), func() { waitParked(t, s, 1, ballast) })
+	})
+}

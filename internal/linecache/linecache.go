@@ -14,10 +14,12 @@
 // lines that differ are copied, into one new string. A head whose every
 // line repeats costs no allocation.
 //
-// Memory: the strings kept belong to at most two allocations, and only a
-// head of at most MaxKept bytes (and maxKeptLines lines) is kept, so a
-// connection holds at most 2×MaxKept bytes of head strings between its
-// requests.
+// Memory: the strings kept belong to at most two allocations, and only the
+// lines of a head of at most MaxKept bytes and maxKeptLines lines are kept
+// for the next head (Release drops those of a larger one), so between its
+// requests a connection holds at most 2×MaxKept bytes of head strings, plus
+// the slots of at most maxKeptLines lines (48 bytes each with the scratch
+// space; 16 slots at first).
 package linecache
 
 import (
@@ -39,8 +41,8 @@ const maxKeptLines = 64
 // reader owns it.
 type Cache struct {
 	lines []string // the last head's lines
-	gens  []uint32 // gens[i]: the allocation lines[i] is part of
-	gen   uint32   // the newest allocation's number
+	gens  []uint64 // gens[i]: the allocation lines[i] is part of
+	gen   uint64   // the newest allocation's number (never wraps)
 	kept  bool     // lines may be reused by the next head
 	miss  []span   // Lines' scratch: the lines not reused
 }
@@ -64,7 +66,7 @@ func (c *Cache) Lines(head []byte, maxLines int) ([]string, bool) {
 	}
 	c.miss = c.miss[:0]
 	n := 0
-	oldest, newest := ^uint32(0), uint32(0) // of the reused strings
+	oldest, newest := ^uint64(0), uint64(0) // of the reused strings
 	for start := 0; start < len(head); n++ {
 		if n == maxLines {
 			c.forget()
@@ -146,7 +148,7 @@ func (c *Cache) grow(n int) {
 	if cap(c.lines) < n {
 		lines := make([]string, n, max(n, 16))
 		copy(lines, c.lines)
-		gens := make([]uint32, n, max(n, 16))
+		gens := make([]uint64, n, max(n, 16))
 		copy(gens, c.gens)
 		c.lines, c.gens = lines, gens
 		return

@@ -23,29 +23,62 @@ func split(head string) []string {
 	return lines
 }
 
-// check runs Lines on head and compares with split, and checks that the
-// kept strings are parts of at most two allocations.
-func check(t *testing.T, c *Cache, head string) []string {
+// checker runs Lines on one cache and checks each result against split,
+// and that the lines kept are parts of at most two allocations. It tells
+// allocations apart by address, not by the cache's own bookkeeping: the
+// lines a call did not reuse form a new one, and every string seen is kept
+// so that no allocation's memory is reused by a later one.
+type checker struct {
+	c      Cache
+	ranges [][2]uintptr // first and last byte address of each allocation
+	seen   []string
+}
+
+func (k *checker) check(t *testing.T, head string) []string {
 	t.Helper()
-	got, ok := c.Lines([]byte(head), 1000)
+	got, ok := k.c.Lines([]byte(head), 1000)
 	if !ok {
 		t.Fatalf("Lines(%q) refused", head)
 	}
 	if want := split(head); !reflect.DeepEqual(append([]string{}, got...), want) {
 		t.Fatalf("Lines(%q) = %q, want %q", head, got, want)
 	}
-	gens := map[uint32]bool{}
-	for _, g := range c.gens {
-		gens[g] = true
+	k.seen = append(k.seen, got...)
+	lo, hi := ^uintptr(0), uintptr(0)
+	for _, l := range got {
+		if p := addr(l); k.find(p) < 0 {
+			lo, hi = min(lo, p), max(hi, p+uintptr(len(l)))
+		}
 	}
-	if len(gens) > 2 {
-		t.Fatalf("after %q the kept lines are parts of %d allocations, want at most 2", head, len(gens))
+	if lo <= hi {
+		k.ranges = append(k.ranges, [2]uintptr{lo, hi})
+	}
+	if len(head) <= MaxKept && len(got) <= maxKeptLines {
+		in := map[int]bool{}
+		for _, l := range got {
+			in[k.find(addr(l))] = true
+		}
+		if len(in) > 2 {
+			t.Fatalf("after %q the kept lines are parts of %d allocations, want at most 2", head, len(in))
+		}
 	}
 	return got
 }
 
+func addr(s string) uintptr { return uintptr(unsafe.Pointer(unsafe.StringData(s))) }
+
+// find returns the allocation holding address p, or -1.
+func (k *checker) find(p uintptr) int {
+	for i, r := range k.ranges {
+		if p >= r[0] && p <= r[1] {
+			return i
+		}
+	}
+	return -1
+}
+
 func TestLinesSplit(t *testing.T) {
-	var c Cache
+	var k checker
 	for _, head := range []string{
 		"",
 		"\n",
@@ -55,7 +88,7 @@ func TestLinesSplit(t *testing.T) {
 		"A: 1\r\n\r\ntail",
 		"\n\n\n",
 	} {
-		check(t, &c, head)
+		k.check(t, head)
 	}
 }
 
@@ -66,11 +99,12 @@ func same(a, b string) bool { return unsafe.StringData(a) == unsafe.StringData(b
 // TestLinesReuse: a repeated line is the previous head's string; a head
 // that repeats every line costs no allocation, one with changed lines one.
 func TestLinesReuse(t *testing.T) {
-	var c Cache
+	var k checker
+	c := &k.c
 	h1 := "GET /a HTTP/1.1\r\nHost: example.com\r\nUser-Agent: test/1\r\nAccept: */*\r\n"
 	h2 := "GET /b HTTP/1.1\r\nHost: example.com\r\nUser-Agent: test/1\r\nAccept: */*\r\n"
-	first := append([]string{}, check(t, &c, h1)...)
-	second := check(t, &c, h2)
+	first := append([]string{}, k.check(t, h1)...)
+	second := k.check(t, h2)
 	if same(first[0], second[0]) {
 		t.Error("the changed request line reuses the old string")
 	}
@@ -91,21 +125,22 @@ func TestLinesReuse(t *testing.T) {
 // TestLinesTwoAllocations: lines kept from many heads, each changing
 // other lines, stay parts of at most two allocations (check counts them).
 func TestLinesTwoAllocations(t *testing.T) {
-	var c Cache
+	var k checker
 	for i := range 50 {
 		lines := []string{"l0", "l1", "l2", "l3", "l4"}
 		lines[i%5] += strings.Repeat("x", i)
 		lines[(i*3)%5] += "y"
-		check(t, &c, strings.Join(lines, "\n")+"\n")
+		k.check(t, strings.Join(lines, "\n")+"\n")
 	}
 }
 
 // TestLinesNotKept: a head over MaxKept bytes, or over maxKeptLines
 // lines, is not reused; Release drops what a large head left.
 func TestLinesNotKept(t *testing.T) {
-	var c Cache
+	var k checker
+	c := &k.c
 	big := []byte("GET / HTTP/1.1\r\nCookie: " + strings.Repeat("c", MaxKept) + "\r\n")
-	check(t, &c, string(big))
+	k.check(t, string(big))
 	if n := testing.AllocsPerRun(10, func() { c.Lines(big, 100) }); n == 0 {
 		t.Error("a head over MaxKept was reused")
 	}
@@ -114,12 +149,12 @@ func TestLinesNotKept(t *testing.T) {
 		t.Errorf("Release kept %d lines of a head over MaxKept", len(c.lines))
 	}
 	many := []byte(strings.Repeat("A: b\r\n", maxKeptLines+1))
-	check(t, &c, string(many))
+	k.check(t, string(many))
 	if len(c.lines) != 0 || cap(c.miss) > maxKeptLines {
 		t.Errorf("a head of %d lines: %d kept, scratch of %d", maxKeptLines+1, len(c.lines), cap(c.miss))
 	}
 	small := []byte("A: b\r\n")
-	check(t, &c, string(small))
+	k.check(t, string(small))
 	c.Release()
 	if len(c.lines) != 1 {
 		t.Error("Release dropped the lines of a small head")
@@ -127,12 +162,12 @@ func TestLinesNotKept(t *testing.T) {
 }
 
 func TestLinesTooMany(t *testing.T) {
-	var c Cache
-	check(t, &c, "a\nb\n")
-	if lines, ok := c.Lines([]byte("a\nb\nc\n"), 2); ok || lines != nil {
+	var k checker
+	k.check(t, "a\nb\n")
+	if lines, ok := k.c.Lines([]byte("a\nb\nc\n"), 2); ok || lines != nil {
 		t.Fatalf("3 lines with at most 2: %q, %v", lines, ok)
 	}
-	check(t, &c, "a\nb\n") // still usable
+	k.check(t, "a\nb\n") // still usable
 }
 
 // FuzzLines: any sequence of heads reads as split reads them, whatever
@@ -142,9 +177,9 @@ func FuzzLines(f *testing.F) {
 	f.Add([]byte("a\nb\nc"), []byte("a\nb"))
 	f.Add([]byte(""), []byte("\n\n"))
 	f.Fuzz(func(t *testing.T, a, b []byte) {
-		var c Cache
+		var k checker
 		for _, head := range [][]byte{a, b, a, bytes.ToUpper(b), b} {
-			check(t, &c, string(head))
+			k.check(t, string(head))
 		}
 	})
 }

@@ -50,6 +50,9 @@ func parseHead(b []byte, h *head) error {
 	if err != nil && h.dst != nil {
 		clear(h.dst) // left empty, as it was given
 	}
+	if h.lines != nil {
+		h.lines.Release() // a pooled connection keeps no large head
+	}
 	return err
 }
 

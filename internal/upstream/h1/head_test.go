@@ -2,10 +2,13 @@ package h1
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/lbproject/load_balancer/internal/linecache"
 )
 
 func TestParseHeadValid(t *testing.T) {
@@ -128,6 +131,7 @@ func TestParseHeadInvalid(t *testing.T) {
 		"Transfer-Encoding identity":      "HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\n\r\n",
 		"invalid Trailer name":            "HTTP/1.1 200 OK\r\nTrailer: a b\r\n\r\n",
 		"no end of head":                  "HTTP/1.1 200 OK\r\nX-A: a\r\n",
+		"no end of head, a CR last":       "HTTP/1.1 200 OK\r\nX-A: a\r\n\r",
 		"bytes after head":                "HTTP/1.1 200 OK\r\n\r\nX",
 		"too many fields":                 "HTTP/1.1 200 OK\r\n" + strings.Repeat("X-A: a\r\n", maxFields+1) + "\r\n",
 	} {
@@ -202,6 +206,30 @@ func TestCanonicalKey(t *testing.T) {
 	} {
 		if got := canonicalKey(in); got != want || got != http.CanonicalHeaderKey(in) {
 			t.Errorf("canonicalKey(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestParseHeadReuse: heads parsed one after the other with one line
+// cache, as a backend connection does, read as each does alone, whichever
+// lines repeat the last head's.
+func TestParseHeadReuse(t *testing.T) {
+	cache := new(linecache.Cache)
+	for _, raw := range []string{
+		"HTTP/1.1 200 OK\r\nServer: s\r\nDate: d1\r\nContent-Length: 5\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nServer: s\r\nDate: d2\r\nContent-Length: 7\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nServer: s\r\nDate: d2\r\nContent-Length: 7\r\n\r\n",
+		"HTTP/1.1 200 OK\nServer: s\nDate: d2\nContent-Length: 7\n\n",
+		"HTTP/1.1 204 No Content\r\nServer: s\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nServer: s\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\nX-A: 2\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nServer: s\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nServer: s\r\nDate: d2\r\nContent-Length: 7\r\n\r\n",
+	} {
+		alone, reused := head{}, head{lines: cache}
+		errAlone, errReused := parseHead([]byte(raw), &alone), parseHead([]byte(raw), &reused)
+		if fmt.Sprint(errAlone) != fmt.Sprint(errReused) || !reflect.DeepEqual(alone.header, reused.header) ||
+			alone.contentLength != reused.contentLength || alone.chunked != reused.chunked {
+			t.Errorf("%q: alone %v %v, with the last heads' lines %v %v", raw, errAlone, alone.header, errReused, reused.header)
 		}
 	}
 }
