@@ -64,6 +64,9 @@ func (c *Cache) Lines(head []byte, maxLines int) ([]string, bool) {
 	if !c.kept {
 		prev = nil
 	}
+	if c.miss == nil {
+		c.miss = make([]span, 0, 16) // grown once, not by doubling from one
+	}
 	c.miss = c.miss[:0]
 	n := 0
 	oldest, newest := ^uint64(0), uint64(0) // of the reused strings

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lbproject/load_balancer/internal/linecache"
 	"github.com/lbproject/load_balancer/internal/testbackend"
 )
 
@@ -151,17 +152,32 @@ func drain(b *testing.B, res *http.Response, buf []byte, want int) {
 	}
 }
 
-// BenchmarkParseHead measures parsing a typical response head.
+// BenchmarkParseHead measures parsing a typical response head: on a
+// connection whose last head had the same lines (repeated: its line cache
+// holds them), and as a connection's first head (first: no cache).
 func BenchmarkParseHead(b *testing.B) {
 	raw := []byte(smallReply)
-	dst := make(http.Header)
-	b.ReportAllocs()
-	for b.Loop() {
-		clear(dst)
-		h := head{dst: dst, strip: true}
-		if err := parseHead(raw, &h); err != nil {
-			b.Fatal(err)
+	for _, repeated := range []bool{true, false} {
+		name := "first"
+		if repeated {
+			name = "repeated"
 		}
+		b.Run(name, func(b *testing.B) {
+			dst := make(http.Header)
+			vals := make([]string, 16)
+			cache := new(linecache.Cache)
+			b.ReportAllocs()
+			for b.Loop() {
+				clear(dst)
+				h := head{dst: dst, vals: vals, strip: true}
+				if repeated {
+					h.lines = cache
+				}
+				if err := parseHead(raw, &h); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

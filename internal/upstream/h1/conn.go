@@ -2,6 +2,7 @@ package h1
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -622,9 +623,11 @@ func headEnd(b []byte, from int) int {
 		return 2
 	}
 	for i := from; i < len(b); i++ {
-		if b[i] != '\n' {
-			continue
+		j := bytes.IndexByte(b[i:], '\n') // vectorised, line by line
+		if j < 0 {
+			return 0
 		}
+		i += j
 		// An empty line after this one: "\n\n" or "\n\r\n".
 		if i+1 < len(b) && b[i+1] == '\n' {
 			return i + 2

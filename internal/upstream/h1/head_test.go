@@ -233,3 +233,35 @@ func TestParseHeadReuse(t *testing.T) {
 		}
 	}
 }
+
+// FuzzHeadEnd checks headEnd, which jumps from line end to line end,
+// against a byte-by-byte scan.
+func FuzzHeadEnd(f *testing.F) {
+	f.Add([]byte("HTTP/1.1 200 OK\r\nA: b\r\n\r\nbody"), 0)
+	f.Add([]byte("HTTP/1.1 200 OK\nA: b\n\n"), 5)
+	f.Fuzz(func(t *testing.T, b []byte, from int) {
+		if from < 0 || from > len(b) {
+			return
+		}
+		want := 0
+		switch {
+		case len(b) > 0 && b[0] == '\n':
+			want = 1
+		case len(b) > 1 && b[0] == '\r' && b[1] == '\n':
+			want = 2
+		default:
+			for i := from; i < len(b) && want == 0; i++ {
+				switch {
+				case b[i] != '\n':
+				case i+1 < len(b) && b[i+1] == '\n':
+					want = i + 2
+				case i+2 < len(b) && b[i+1] == '\r' && b[i+2] == '\n':
+					want = i + 3
+				}
+			}
+		}
+		if got := headEnd(b, from); got != want {
+			t.Fatalf("headEnd(%q, %d) = %d, want %d", b, from, got, want)
+		}
+	})
+}
