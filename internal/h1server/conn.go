@@ -227,6 +227,7 @@ func (c *conn) loop(first, resumed bool) {
 			if c.admitted {
 				s.parker.Load().leave(c) // back to waiting for a request
 			}
+			c.lines.Release() // what a large head left (kept only for its request)
 			if c.userDeadline.Swap(false) {
 				// The last request's handler set a read deadline
 				// (ResponseController): the idle one armed before is

@@ -33,6 +33,14 @@
 //     trailers, Flush, Hijack and read/write deadlines work as with
 //     net/http's server (http.ResponseController included).
 //
+// Plain requests (fastparse.go) are read into parts the connection reuses:
+// the header map, the URL, the strings of the head's lines that repeat the
+// last head's (internal/linecache) and the *http.Request itself, reset
+// whole before each request. So, unlike with net/http's server, a handler
+// must not use the Request once ServeHTTP has returned, not even
+// r.Context() from a goroutine it started: take what it needs (the
+// context, header values) before it returns.
+//
 // Above Server.LeanAbove open connections (default 1,000), idle
 // connections wait lean: no read buffer, and on Linux no goroutine either:
 // they are parked in an epoll instance of the server's own, which one

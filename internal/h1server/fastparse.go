@@ -17,7 +17,8 @@ import (
 // read buffer. parseFast reads those in place, into maps and values the
 // connection reuses, with no allocation when every line repeats the
 // connection's last head, else one (a string of the lines that differ; a
-// head of over 64 lines, two: see linecache). Anything else
+// head of over 64 lines, two: see linecache), once the connection's line
+// slots are made (on its first head). Anything else
 // -- any doubt at all: a Transfer-Encoding, a repeated Content-Length, an
 // obs-fold, a bare LF, a byte outside printable ASCII, a percent-escaped
 // path, an Expect -- is left to net/http's http.ReadRequest, which parses the

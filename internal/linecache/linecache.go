@@ -18,8 +18,8 @@
 // lines of a head of at most MaxKept bytes and maxKeptLines lines are kept
 // for the next head (Release drops those of a larger one), so between its
 // requests a connection holds at most 2×MaxKept bytes of head strings, plus
-// the slots of at most maxKeptLines lines (48 bytes each with the scratch
-// space; 16 slots at first).
+// the slots of 16 lines, or maxKeptLines once a head had more (48 bytes
+// each with the scratch space).
 package linecache
 
 import (
@@ -146,12 +146,18 @@ func cut(head []byte, start int) (end, next int) {
 	return start + i, start + i + 1
 }
 
-// grow makes c.lines and c.gens n long, keeping what they hold.
+// grow makes c.lines and c.gens n long, keeping what they hold: room for
+// 16 lines at first, for maxKeptLines once a head has more (two sizes, so
+// that heads growing by a line do not make new slots each time).
 func (c *Cache) grow(n int) {
 	if cap(c.lines) < n {
-		lines := make([]string, n, max(n, 16))
+		size := 16
+		if n > size {
+			size = maxKeptLines
+		}
+		lines := make([]string, n, size)
 		copy(lines, c.lines)
-		gens := make([]uint64, n, max(n, 16))
+		gens := make([]uint64, n, size)
 		copy(gens, c.gens)
 		c.lines, c.gens = lines, gens
 		return
