@@ -142,6 +142,12 @@ type Limits struct {
 	MaxIdleConnsPerBackend int `yaml:"max_idle_conns_per_backend" json:"max_idle_conns_per_backend"`
 	// MaxConnsPerBackend in total (0, the default, means no limit).
 	MaxConnsPerBackend int `yaml:"max_conns_per_backend" json:"max_conns_per_backend"`
+	// LeanAboveConns is the number of open client connections above which
+	// an idle one waits lean: without its read buffer and request parts,
+	// and on Linux parked without a goroutine (docs/proxying.md). Default
+	// 1000: below it the lean wait costs more CPU than its memory is
+	// worth; -1 means never.
+	LeanAboveConns int `yaml:"lean_above_conns" json:"lean_above_conns"`
 }
 
 // Retries says how a failed attempt is retried on another backend.

@@ -155,10 +155,11 @@ func TestParseErrors(t *testing.T) {
 		// Retries, limits, log.
 		{"attempts zero", two + "retries:\n  attempts: 0\n", []string{"test.yaml:5: retries.attempts: 0 is out of range (expected 1..8)"}},
 		{"attempts nine", two + "retries:\n  attempts: 9\n", []string{"test.yaml:5: retries.attempts: 9 is out of range (expected 1..8)"}},
-		{"limits", two + "limits:\n  max_header_bytes: 0\n  max_uri_bytes: -5\n  max_conns_per_backend: -1\n", []string{
+		{"limits", two + "limits:\n  max_header_bytes: 0\n  max_uri_bytes: -5\n  max_conns_per_backend: -1\n  lean_above_conns: -2\n", []string{
 			"test.yaml:5: limits.max_header_bytes: 0 is out of range (expected 1 or more)",
 			"test.yaml:6: limits.max_uri_bytes: -5 is out of range (expected 1 or more)",
-			"test.yaml:7: limits.max_conns_per_backend: -1 is negative"}},
+			"test.yaml:7: limits.max_conns_per_backend: -1 is negative",
+			"test.yaml:8: limits.lean_above_conns: -2 is out of range (expected -1, never, or 1 or more)"}},
 		{"log", two + "log:\n  level: verbose\n  format: xml\n  max_size_mb: 0\n  max_backups: -1\n", []string{
 			`test.yaml:5: log.level: "verbose" is not allowed (expected one of debug, info, warn, error)`,
 			`test.yaml:6: log.format: "xml" is not allowed (expected one of text, json)`,
@@ -394,7 +395,7 @@ func checkDefaults(t *testing.T, c *Config) {
 			ResponseHeader: Duration(60 * time.Second), ClientHeader: Duration(10 * time.Second),
 			ClientIdle: Duration(120 * time.Second), ClientBodyIdle: Duration(60 * time.Second), BackendIdle: Duration(90 * time.Second),
 		},
-		Limits:  Limits{MaxHeaderBytes: 65536, MaxURIBytes: 8192, MaxIdleConnsPerBackend: 1024},
+		Limits:  Limits{MaxHeaderBytes: 65536, MaxURIBytes: 8192, MaxIdleConnsPerBackend: 1024, LeanAboveConns: 1000},
 		Retries: Retries{Attempts: 3},
 		Via:     "load_balancer",
 		Log:     Log{Level: "info", Format: "text", MaxSizeMB: 100, MaxBackups: 5, Access: ptr(true)},

@@ -89,6 +89,9 @@ func (v *validator) validate(raw, c *Config) {
 	if n := c.Limits.MaxConnsPerBackend; n < 0 {
 		v.errorf("limits.max_conns_per_backend", "%d is negative (expected 0, no limit, or more)", n)
 	}
+	if n := c.Limits.LeanAboveConns; n < -1 {
+		v.errorf("limits.lean_above_conns", "%d is out of range (expected -1, never, or 1 or more)", n)
+	}
 
 	v.intRange("retries.attempts", c.Retries.Attempts, 1, MaxRetryAttempts)
 

@@ -81,6 +81,7 @@ func NewWithOptions(cfg *config.Config, log *slog.Logger, opts Options) (*Server
 		ReadHeaderTimeout: cfg.Timeouts.ClientHeader.D(),
 		IdleTimeout:       cfg.Timeouts.ClientIdle.D(),
 		MaxHeaderBytes:    cfg.Limits.MaxHeaderBytes,
+		LeanAbove:         cfg.Limits.LeanAboveConns,
 		// The client's address is parsed once per connection, not per request.
 		ConnContext: proxy.ConnContext,
 		HTTP2:       h2,
@@ -146,6 +147,9 @@ func (s *Server) warnRestartOnly(old, next *config.Config) {
 	}
 	if old.Limits.MaxHeaderBytes != next.Limits.MaxHeaderBytes {
 		keys = append(keys, "limits.max_header_bytes")
+	}
+	if old.Limits.LeanAboveConns != next.Limits.LeanAboveConns {
+		keys = append(keys, "limits.lean_above_conns")
 	}
 	if old.Log.File != next.Log.File || old.Log.Format != next.Log.Format || old.Log.Level != next.Log.Level {
 		keys = append(keys, "log")
