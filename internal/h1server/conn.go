@@ -336,8 +336,7 @@ func (c *conn) waitIdle() error {
 		c.reqHeader = nil
 	}
 	c.vals = [len(c.vals)]string{}
-	c.lines.Release()
-	c.url, c.fast = url.URL{}, fastHead{}
+	c.url, c.fast = url.URL{}, fastHead{} // (the loop released the line cache)
 	if c.freq != nil {
 		*c.freq = c.freqZero
 	}

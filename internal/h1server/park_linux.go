@@ -124,8 +124,9 @@ func newParker(bound time.Duration) *parker {
 }
 
 // park registers c, waiting for its next request, to be resumed when it
-// becomes readable (at once if bytes are there already). False if it cannot be (the parker is closed,
-// or the system refused): the caller waits in a read as without a parker.
+// becomes readable (at once if bytes are there already). False if it
+// cannot be (the parker is closed, or the system refused): the caller
+// waits in a read as without a parker.
 // Once park returns true, c belongs to the goroutine that resumes it (or
 // closes it): the caller must not touch it any more.
 func (p *parker) park(c *conn) bool {
