@@ -112,8 +112,17 @@ type conn struct {
 	// once it parked (0: never); parked is set while it waits with no
 	// goroutine. Whoever clears parked (unpark) owns the connection: a
 	// goroutine resuming it, or the idle sweep or a shutdown closing it.
-	parkID    uint64
-	parked    atomic.Bool
+	parkID uint64
+	parked atomic.Bool
+	// The parker's registration is edge-triggered: each arrival is
+	// reported once, so what a report says is kept here until a read
+	// answers it. edge: bytes may wait unread (set by a report, or by a
+	// read that filled its buffer; cleared as a read begins, since a
+	// read that does not fill its buffer leaves nothing). hup: the
+	// client closed or reset (never cleared: the end is still there
+	// after the bytes before it were read).
+	edge      atomic.Bool
+	hup       atomic.Bool
 	parkUntil time.Time     // when a parked connection is closed; zero: never
 	idleWait  time.Duration // the bound of the wait that parked: idle or header timeout
 	firstWait bool          // it parked before its first request
@@ -150,7 +159,9 @@ func (c *conn) Read(p []byte) (int, error) {
 		}
 		p = p[:min(len(p), c.limit)]
 	}
+	c.readStart()
 	n, err := c.rwc.Read(p)
+	c.readDone(n, len(p))
 	if c.limit >= 0 {
 		c.limit -= n
 		if !c.lineEnd && bytes.IndexByte(p[:n], '\n') >= 0 {
@@ -161,6 +172,21 @@ func (c *conn) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// readStart and readDone are called around each read of the socket of a
+// connection registered with the parker (see edge): a read that does not
+// fill its buffer answers every report older than it.
+func (c *conn) readStart() {
+	if c.parkID != 0 {
+		c.edge.Store(false)
+	}
+}
+
+func (c *conn) readDone(n, size int) {
+	if c.parkID != 0 && n == size {
+		c.edge.Store(true) // more may wait
+	}
 }
 
 func (c *conn) serve() {
@@ -291,6 +317,9 @@ func (c *conn) finish() {
 			p.leave(c)
 		}
 		p.forget(c)
+		if c.res.hijacked {
+			p.unregister(c) // (a closed socket leaves on its own)
+		}
 	}
 	s.remove(c)
 	if c.res.hijacked {
@@ -319,11 +348,11 @@ var errParked = errors.New("h1server: connection parked")
 //
 // With a parker, the connection is parked at once, without a read
 // attempt: waitIdle returns errParked and the goroutine ends; the one that
-// resumes the connection calls waitReadable. The registration is
-// level-triggered, so bytes that came since the last read wake it at
-// once; and a read attempt first would find nothing nearly every time
-// (the client has hardly read the response yet), a system call per request
-// (6.1 → 5.2 per request at 2000 connections, docs/BENCHMARKS.md). Without
+// resumes the connection calls waitReadable. Bytes reported since the last
+// read began, or a close, make it read first (see conn.edge); otherwise a
+// read attempt first would find nothing nearly every time (the client has
+// hardly read the response yet), a system call per request (6.1 → 5.2 per
+// request at 2000 connections, docs/BENCHMARKS.md). Without
 // a parker, the goroutine waits in a read, bounded by the read deadline set
 // before.
 func (c *conn) waitIdle() error {
@@ -345,12 +374,30 @@ func (c *conn) waitIdle() error {
 		readers.Put(c.br)
 		c.br = nil
 	}
-	if c.raw != nil {
-		if p := c.srv.getParker(); p != nil && p.park(c) {
-			return errParked
+	if p := c.srv.getParker(); p != nil && c.raw != nil {
+		// Parking is refused when bytes may wait (see edge): a read
+		// attempt answers that, and finding nothing, the second try
+		// parks.
+		for try := 0; ; try++ {
+			if p.park(c) {
+				return errParked
+			}
+			if try == 1 || c.readNow() {
+				break
+			}
 		}
 	}
 	return c.waitReadable()
+}
+
+// readNow makes one read attempt of idleRead without waiting: true if it
+// read something (or met an error).
+func (c *conn) readNow() bool {
+	var got bool
+	if c.raw.Control(func(fd uintptr) { got = c.idleRead(fd) }) != nil {
+		return false
+	}
+	return got
 }
 
 // waitReadable is the end of waitIdle: it waits in a read (of idleRead)
@@ -374,12 +421,14 @@ func (c *conn) idleRead(fd uintptr) bool {
 	bp := idleBufs.Get().(*[]byte)
 	var n int
 	var err error
+	c.readStart()
 	for {
 		n, err = readFD(fd, *bp)
 		if err != syscall.EINTR {
 			break
 		}
 	}
+	c.readDone(n, len(*bp))
 	switch {
 	case err == syscall.EAGAIN:
 		idleBufs.Put(bp)

@@ -171,7 +171,9 @@ func (c *conn) startBackgroundReadLocked() {
 	c.rwc.SetReadDeadline(time.Time{})
 	go func() {
 		defer close(c.bgDone)
+		c.readStart()
 		n, err := c.rwc.Read(c.bgByte[:])
+		c.readDone(n, 1)
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if n == 1 {

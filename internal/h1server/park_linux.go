@@ -15,15 +15,23 @@ import (
 // Server.LeanAbove) without a goroutine each. A goroutine waiting in a read
 // keeps its stack, 8 KiB once it has run the proxy: at thousands of idle
 // connections the stacks alone are more memory than everything else a
-// connection holds. A parked connection is registered, one-shot, with an
-// epoll instance of its own; that instance is itself watched by Go's
-// poller, so one goroutine (run) waits for all of them, and hands each
-// connection that becomes readable (or hangs up) to a worker goroutine,
-// which goes on where the parked one stopped (conn.resume) and, once the
-// connection parks again, waits for the next one.
+// connection holds. A connection that parks is registered, at its first
+// park and for its life, with an epoll instance of the parker's own;
+// that instance is itself watched by Go's poller, so one goroutine (run)
+// waits for all of them, and hands each parked connection that becomes
+// readable (or hangs up) to a worker goroutine, which goes on where the
+// parked one stopped (conn.resume) and, once the connection parks again,
+// waits for the next one.
 //
-// The cost, paid only in lean mode: one epoll_ctl per park, a hand-off to
-// a worker per wake, and the epoll_wait that reports a batch of wakes.
+// The registration is edge-triggered: each arrival of bytes is reported
+// once, whether the connection is parked or not, and parking again needs
+// no system call. What a report says is kept on the connection (conn.edge,
+// conn.hup) until a read answers it, and a connection with a report
+// unanswered does not park (see park).
+//
+// The cost, paid only in lean mode: one epoll_ctl per connection, a
+// hand-off to a worker per wake, and the epoll_wait that reports a batch
+// of wakes.
 type parker struct {
 	ep   *os.File // the epoll instance
 	raw  syscall.RawConn
@@ -37,6 +45,10 @@ type parker struct {
 	swept  time.Time        // when the last sweep ran (tests wait for one)
 	conns  map[uint64]*conn // registered connections (parked or not), by parkID
 	nextID uint64
+	// strays counts reports for no registered connection: one that ended
+	// while its report was on the way (tests check that a hijacked
+	// connection, still open, no longer brings any).
+	strays int
 	closed bool
 	done   chan struct{} // closed when run returns
 	// workers are goroutines that served a connection until it parked and
@@ -71,6 +83,10 @@ type parker struct {
 	ctlEv  syscall.EpollEvent
 	ctlErr error
 }
+
+// epollET is syscall.EPOLLET as the event mask's type (syscall declares
+// it negative).
+const epollET = 1 << 31
 
 // maxIdleWorkers is how many goroutines wait for a connection to resume
 // (their stacks, 8 KiB each, are what parking saves; the rest end).
@@ -147,29 +163,43 @@ func (p *parker) park(c *conn) bool {
 		c.parkUntil = time.Now().Add(c.idleWait)
 	}
 	c.parked.Store(true)
-	// Level-triggered and one-shot: bytes that came after the last read
-	// attempt are reported at once; after one report the connection is
-	// off until parked again.
-	ev := syscall.EpollEvent{
-		Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT,
-		Fd:     int32(uint32(c.parkID)),
-		Pad:    int32(uint32(c.parkID >> 32)),
-	}
-	p.ctlOp, p.ctlEv = op, ev
-	// Control holds the socket open: its number cannot name another one.
-	if err := c.raw.Control(p.ctlFn); err != nil || p.ctlErr != nil {
-		if !c.unpark() {
-			// A shutdown took it meanwhile (closeIdle and Close unpark
-			// without mu): it is theirs to close.
-			return true
+	if op == syscall.EPOLL_CTL_ADD {
+		// Edge-triggered, for the connection's life: each arrival of
+		// bytes is reported once (and bytes there already, at once).
+		// No system call is needed to park again.
+		p.ctlOp = op
+		p.ctlEv = syscall.EpollEvent{
+			Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET,
+			Fd:     int32(uint32(c.parkID)),
+			Pad:    int32(uint32(c.parkID >> 32)),
 		}
-		if op == syscall.EPOLL_CTL_ADD {
+		// Control holds the socket open: its number cannot name another one.
+		if err := c.raw.Control(p.ctlFn); err != nil || p.ctlErr != nil {
+			if !c.unpark() {
+				// A shutdown took it meanwhile (closeIdle and Close unpark
+				// without mu): it is theirs to close.
+				return true
+			}
 			delete(p.conns, c.parkID)
 			c.parkID = 0
+			return false
 		}
+	}
+	// Bytes reported since the last read attempt began: that attempt may
+	// not have read them, and their report is gone. The caller reads.
+	if (c.edge.Load() || c.hup.Load()) && c.unpark() {
 		return false
 	}
 	return true
+}
+
+// unregister takes the socket of c, handed to another owner (hijacked),
+// out of the epoll instance, which would otherwise go on reporting each
+// arrival of bytes on it.
+func (p *parker) unregister(c *conn) {
+	c.raw.Control(func(fd uintptr) {
+		syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, int(fd), nil)
+	})
 }
 
 // ctl registers the socket fd as park asks (a syscall.RawConn control
@@ -260,7 +290,7 @@ func (p *parker) run() {
 			return // closed
 		default:
 			for _, ev := range batch[:n] {
-				p.wake(uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32)
+				p.wake(uint64(uint32(ev.Fd))|uint64(uint32(ev.Pad))<<32, ev.Events)
 			}
 			// The connections woken go first: taking the next batch at
 			// once would admit every ready connection together, ahead
@@ -270,13 +300,24 @@ func (p *parker) run() {
 	}
 }
 
-// wake resumes the connection registered as id, if it is still parked.
-func (p *parker) wake(id uint64) {
+// wake records the report events of the connection registered as id, and
+// resumes it if it is parked.
+func (p *parker) wake(id uint64, events uint32) {
 	p.mu.Lock()
 	c := p.conns[id]
+	if c == nil {
+		p.strays++
+	}
 	p.mu.Unlock()
-	if c == nil || !c.unpark() {
+	if c == nil {
 		return
+	}
+	if events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
+		c.hup.Store(true)
+	}
+	c.edge.Store(true)
+	if !c.unpark() {
+		return // active: it reads before it parks again
 	}
 	p.mu.Lock()
 	p.active++

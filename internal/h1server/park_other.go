@@ -12,6 +12,7 @@ type parker struct{}
 func newParker(time.Duration) *parker { return nil }
 func (*parker) park(*conn) bool       { return false }
 func (*parker) forget(*conn)          {}
+func (*parker) unregister(*conn)      {}
 func (*parker) parkedConns() int      { return 0 }
 func (*parker) close()                {}
 func (*parker) leave(*conn)           {}

@@ -273,7 +273,8 @@ func TestParkIdleTimeout(t *testing.T) {
 // and the connection handed to the HTTP/2 server.
 func TestParkH2C(t *testing.T) {
 	skipUnlessParking(t)
-	s := &Server{Handler: http.HandlerFunc(protoHandler), HTTP2: h2cServer(http.HandlerFunc(protoHandler))}
+	// (The idle timeout makes the parker sweep: every half second.)
+	s := &Server{IdleTimeout: 4 * time.Second, Handler: http.HandlerFunc(protoHandler), HTTP2: h2cServer(http.HandlerFunc(protoHandler))}
 	addr, ballast := serveParking(t, s)
 	nc := dial(t, addr)
 	waitParked(t, s, 1, ballast)
@@ -293,6 +294,74 @@ func TestParkH2C(t *testing.T) {
 	if err != nil || res.ProtoMajor != 2 || string(b) != "HTTP/2.0 POST /h2 x" {
 		t.Fatalf("got %s %q, %v; want an HTTP/2 response from the HTTP/2 server", res.Proto, b, err)
 	}
+
+	// Handed over, the connection left the parker's epoll instance: its
+	// registration is for the connection's life, and would otherwise
+	// report every frame that comes.
+	// A report collected before that is counted by the next sweep.
+	waitFor(t, "the server to let go of the handed-over connection", func() bool { return s.open.Load() <= int64(ballast) })
+	p := s.parker.Load()
+	let := time.Now()
+	var before int
+	waitFor(t, "a sweep", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		before = p.strays
+		return p.swept.After(let)
+	})
+	for range 5 {
+		req, _ := http.NewRequest("POST", "http://"+addr+"/h2", strings.NewReader(strings.Repeat("y", 10<<10)))
+		res, err := cc.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+	}
+	// A report would have come before the responses it would be about.
+	p.mu.Lock()
+	after := p.strays
+	p.mu.Unlock()
+	if after != before {
+		t.Fatalf("the parker got %d reports about the handed-over connection", after-before)
+	}
+}
+
+// TestParkReportedOnce: a parked connection is reported readable once per
+// arrival of bytes (its registration is edge-triggered), so it must not
+// park again while what was reported is still unread: bytes left behind
+// by a read that filled its buffer, and the client's close that came with
+// its last request. Either would otherwise wait for the idle timeout.
+func TestParkReportedOnce(t *testing.T) {
+	skipUnlessParking(t)
+	s := &Server{IdleTimeout: time.Minute, ReadHeaderTimeout: time.Minute, Handler: http.HandlerFunc(pathHandler)}
+	addr, ballast := serveParking(t, s)
+
+	// The first request fills a read buffer exactly; the second, sent in
+	// the same write, is left in the socket.
+	c := newRaw(t, addr)
+	waitParked(t, s, 1, ballast)
+	head := "GET /full HTTP/1.1\r\nHost: a\r\nX: "
+	first := head + strings.Repeat("x", readBufSize-len(head)-len("\r\n\r\n")) + "\r\n\r\n"
+	c.send(first + "GET /next HTTP/1.1\r\nHost: a\r\n\r\n")
+	for _, want := range []string{"/full", "/next"} {
+		if res := c.read("GET"); res.status != 200 || res.body != want {
+			t.Fatalf("got %s, want %s", res, want)
+		}
+	}
+	waitParked(t, s, 1, ballast)
+
+	// A kept-alive connection's last request, and its close.
+	c = newRaw(t, addr)
+	c.send("GET /kept HTTP/1.1\r\nHost: a\r\n\r\n")
+	c.read("GET")
+	waitParked(t, s, 2, ballast)
+	c.send("GET /last HTTP/1.1\r\nHost: a\r\n\r\n")
+	c.c.(*net.TCPConn).CloseWrite()
+	if res := c.read("GET"); res.status != 200 || res.body != "/last" {
+		t.Fatalf("got %s, want /last", res)
+	}
+	c.expectClosed()
 }
 
 // TestParkClientClose: a parked connection the client closes, new or kept

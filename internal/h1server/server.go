@@ -41,7 +41,7 @@ type Server struct {
 	// call) and, on Linux, is parked without a goroutine (see parker), as
 	// are new connections until their first bytes arrive: about 13 KiB
 	// less per idle connection (buffer, header map, goroutine stack), for
-	// an epoll_ctl, a copy and pool traffic per request. 0 means
+	// a hand-off, a copy and pool traffic per request. 0 means
 	// DefaultLeanAbove; negative, never.
 	LeanAbove int
 
