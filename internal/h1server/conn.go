@@ -95,6 +95,8 @@ type conn struct {
 	idleBP     *[]byte
 	idleErr    error
 	idleReadFn func(fd uintptr) bool
+	readNowFn  func(fd uintptr)
+	readNowGot bool
 	broken     bool         // the connection cannot serve another request
 	body       *requestBody // the current request's body, if any
 	afterPost  bool         // the last request was a POST
@@ -116,11 +118,13 @@ type conn struct {
 	parked atomic.Bool
 	// The parker's registration is edge-triggered: each arrival is
 	// reported once, so what a report says is kept here until a read
-	// answers it. edge: bytes may wait unread (set by a report, or by a
-	// read that filled its buffer; cleared as a read begins, since a
-	// read that does not fill its buffer leaves nothing). hup: the
-	// client closed or reset (never cleared: the end is still there
-	// after the bytes before it were read).
+	// answers it. edge: bytes may wait unread. A report sets it; a read
+	// clears it as it begins and sets it again unless it drained the
+	// socket: a read that returns fewer bytes than asked for, or finds
+	// nothing, leaves nothing behind; one that fills its buffer may, and
+	// one that fails may not have reached the socket (a deadline past).
+	// hup: the client closed or reset (never cleared: the end is still
+	// there after the bytes before it were read).
 	edge      atomic.Bool
 	hup       atomic.Bool
 	parkUntil time.Time     // when a parked connection is closed; zero: never
@@ -161,7 +165,7 @@ func (c *conn) Read(p []byte) (int, error) {
 	}
 	c.readStart()
 	n, err := c.rwc.Read(p)
-	c.readDone(n, len(p))
+	c.readDone(n, len(p), err)
 	if c.limit >= 0 {
 		c.limit -= n
 		if !c.lineEnd && bytes.IndexByte(p[:n], '\n') >= 0 {
@@ -175,16 +179,17 @@ func (c *conn) Read(p []byte) (int, error) {
 }
 
 // readStart and readDone are called around each read of the socket of a
-// connection registered with the parker (see edge): a read that does not
-// fill its buffer answers every report older than it.
+// connection registered with the parker (see edge): a read that drains the
+// socket answers every report older than it.
 func (c *conn) readStart() {
 	if c.parkID != 0 {
 		c.edge.Store(false)
 	}
 }
 
-func (c *conn) readDone(n, size int) {
-	if c.parkID != 0 && n == size {
+// readDone: the read got n bytes of size asked for, and err.
+func (c *conn) readDone(n, size int, err error) {
+	if c.parkID != 0 && (n == size || err != nil && err != syscall.EAGAIN) {
 		c.edge.Store(true) // more may wait
 	}
 }
@@ -246,7 +251,18 @@ func (c *conn) loop(first, resumed bool) {
 			if !c.parkUntil.IsZero() && time.Until(c.parkUntil) < max(s.ReadHeaderTimeout, time.Second) {
 				c.setReadDeadline(s.ReadHeaderTimeout)
 			}
-			if err := c.waitReadable(); err != nil {
+			if !c.readNow() {
+				// Resumed by a report about bytes read already (it was
+				// collected while the connection was busy, and handled
+				// once it had parked again): it parks again.
+				if c.admitted {
+					s.parker.Load().leave(c)
+				}
+				if err := c.waitIdle(); err != nil {
+					parked = err == errParked
+					return
+				}
+			} else if err := c.waitReadable(); err != nil {
 				return
 			}
 		} else {
@@ -317,9 +333,6 @@ func (c *conn) finish() {
 			p.leave(c)
 		}
 		p.forget(c)
-		if c.res.hijacked {
-			p.unregister(c) // (a closed socket leaves on its own)
-		}
 	}
 	s.remove(c)
 	if c.res.hijacked {
@@ -330,6 +343,21 @@ func (c *conn) finish() {
 		c.br.Reset(nil)
 		readers.Put(c.br)
 	}
+}
+
+// leaveParker takes the connection, about to be handed to another owner
+// (hijacked), out of the parker, if it was registered: the parker would
+// otherwise go on being told of every arrival of bytes on it.
+func (c *conn) leaveParker() {
+	if c.parkID == 0 {
+		return
+	}
+	p := c.srv.parker.Load()
+	if c.admitted {
+		p.leave(c)
+	}
+	p.unregister(c)
+	c.parkID = 0
 }
 
 // unpark takes a parked connection from the parker: true for the one
@@ -391,13 +419,17 @@ func (c *conn) waitIdle() error {
 }
 
 // readNow makes one read attempt of idleRead without waiting: true if it
-// read something (or met an error).
+// read something (or met an error, kept for the next read as idleRead's).
 func (c *conn) readNow() bool {
-	var got bool
-	if c.raw.Control(func(fd uintptr) { got = c.idleRead(fd) }) != nil {
-		return false
+	if c.readNowFn == nil {
+		c.readNowFn = func(fd uintptr) { c.readNowGot = c.idleRead(fd) } // once per connection
 	}
-	return got
+	c.readNowGot = false
+	if err := c.raw.Control(c.readNowFn); err != nil {
+		c.idleErr = err
+		return true
+	}
+	return c.readNowGot
 }
 
 // waitReadable is the end of waitIdle: it waits in a read (of idleRead)
@@ -428,7 +460,7 @@ func (c *conn) idleRead(fd uintptr) bool {
 			break
 		}
 	}
-	c.readDone(n, len(*bp))
+	c.readDone(n, len(*bp), err)
 	switch {
 	case err == syscall.EAGAIN:
 		idleBufs.Put(bp)
@@ -520,6 +552,7 @@ func (c *conn) isHTTP2() bool {
 // handOverHTTP2 gives the connection, with what was read of it, to the
 // HTTP/2 server.
 func (c *conn) handOverHTTP2() bool {
+	c.leaveParker()
 	buffered, _ := c.br.Peek(c.br.Buffered())
 	c.rwc.SetReadDeadline(time.Time{})
 	pc := &prefixConn{Conn: c.rwc, prefix: bytes.Clone(buffered)}

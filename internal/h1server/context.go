@@ -173,7 +173,7 @@ func (c *conn) startBackgroundReadLocked() {
 		defer close(c.bgDone)
 		c.readStart()
 		n, err := c.rwc.Read(c.bgByte[:])
-		c.readDone(n, 1)
+		c.readDone(n, 1, err)
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if n == 1 {

@@ -27,11 +27,16 @@ import (
 // once, whether the connection is parked or not, and parking again needs
 // no system call. What a report says is kept on the connection (conn.edge,
 // conn.hup) until a read answers it, and a connection with a report
-// unanswered does not park (see park).
+// unanswered does not park (see park). A connection handed to another
+// owner leaves (conn.leaveParker); one that closes leaves on its own.
 //
-// The cost, paid only in lean mode: one epoll_ctl per connection, a
-// hand-off to a worker per wake, and the epoll_wait that reports a batch
-// of wakes.
+// The cost: one epoll_ctl per connection, a hand-off to a worker per
+// wake, and the epoll_wait that reports a batch of wakes. A connection
+// that parked once stays registered when the server is no longer lean
+// (and waits in a read): each of its requests is then reported to the
+// parker too, for nothing, which costs a lock and a lookup per request but
+// no system call (dropping and adding the registration each time the
+// server crosses its threshold would).
 type parker struct {
 	ep   *os.File // the epoll instance
 	raw  syscall.RawConn
@@ -45,10 +50,6 @@ type parker struct {
 	swept  time.Time        // when the last sweep ran (tests wait for one)
 	conns  map[uint64]*conn // registered connections (parked or not), by parkID
 	nextID uint64
-	// strays counts reports for no registered connection: one that ended
-	// while its report was on the way (tests check that a hijacked
-	// connection, still open, no longer brings any).
-	strays int
 	closed bool
 	done   chan struct{} // closed when run returns
 	// workers are goroutines that served a connection until it parked and
@@ -77,9 +78,8 @@ type parker struct {
 	quit       chan struct{} // closed by close
 	admitWait  time.Duration // admitWait when the parker started
 
-	// park's arguments and result of ctl.
+	// ctl's argument (made by park) and result.
 	ctlFn  func(fd uintptr)
-	ctlOp  int
 	ctlEv  syscall.EpollEvent
 	ctlErr error
 }
@@ -139,10 +139,11 @@ func newParker(bound time.Duration) *parker {
 	return p
 }
 
-// park registers c, waiting for its next request, to be resumed when it
-// becomes readable (at once if bytes are there already). False if it
-// cannot be (the parker is closed, or the system refused): the caller
-// waits in a read as without a parker.
+// park parks c, waiting for its next request, to be resumed when it
+// becomes readable; c is registered at its first park. False if it cannot
+// be: the parker is closed or the system refused (the caller waits in a
+// read as without a parker), or a report about c is unanswered (see
+// conn.edge: the caller reads first).
 // Once park returns true, c belongs to the goroutine that resumes it (or
 // closes it): the caller must not touch it any more.
 func (p *parker) park(c *conn) bool {
@@ -151,23 +152,21 @@ func (p *parker) park(c *conn) bool {
 	if p.closed {
 		return false
 	}
-	op := syscall.EPOLL_CTL_MOD
-	if c.parkID == 0 {
+	register := c.parkID == 0
+	if register {
 		p.nextID++
 		c.parkID = p.nextID
 		p.conns[c.parkID] = c
-		op = syscall.EPOLL_CTL_ADD
 	}
 	c.parkUntil = time.Time{}
 	if c.idleWait > 0 {
 		c.parkUntil = time.Now().Add(c.idleWait)
 	}
 	c.parked.Store(true)
-	if op == syscall.EPOLL_CTL_ADD {
+	if register {
 		// Edge-triggered, for the connection's life: each arrival of
 		// bytes is reported once (and bytes there already, at once).
 		// No system call is needed to park again.
-		p.ctlOp = op
 		p.ctlEv = syscall.EpollEvent{
 			Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET,
 			Fd:     int32(uint32(c.parkID)),
@@ -193,19 +192,23 @@ func (p *parker) park(c *conn) bool {
 	return true
 }
 
-// unregister takes the socket of c, handed to another owner (hijacked),
-// out of the epoll instance, which would otherwise go on reporting each
-// arrival of bytes on it.
+// unregister forgets c and takes its socket out of the epoll instance
+// (see conn.leaveParker).
 func (p *parker) unregister(c *conn) {
-	c.raw.Control(func(fd uintptr) {
-		syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, int(fd), nil)
-	})
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.conns, c.parkID)
+	if !p.closed { // (closed, the instance's number may name another file now)
+		c.raw.Control(func(fd uintptr) {
+			syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, int(fd), nil)
+		})
+	}
 }
 
 // ctl registers the socket fd as park asks (a syscall.RawConn control
 // function, made once: a closure per park would be an allocation).
 func (p *parker) ctl(fd uintptr) {
-	p.ctlErr = syscall.EpollCtl(p.epfd, p.ctlOp, int(fd), &p.ctlEv)
+	p.ctlErr = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, int(fd), &p.ctlEv)
 }
 
 // forget drops c, which is ending, from the registered connections. Its
@@ -305,9 +308,6 @@ func (p *parker) run() {
 func (p *parker) wake(id uint64, events uint32) {
 	p.mu.Lock()
 	c := p.conns[id]
-	if c == nil {
-		p.strays++
-	}
 	p.mu.Unlock()
 	if c == nil {
 		return

@@ -375,6 +375,7 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c.cur = nil // the request's context no longer watches the connection
 	c.mu.Unlock()
 	c.stopBackgroundRead()
+	c.leaveParker()
 	if w.committed {
 		w.flushBuf()
 	}
