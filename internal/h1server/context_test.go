@@ -115,11 +115,7 @@ func TestWatchKeepsPipelinedByte(t *testing.T) {
 		return false
 	})
 	close(release)
-	for _, want := range []string{"/watch", "/next"} {
-		if res := c.read("GET"); res.status != 200 || res.body != want {
-			t.Fatalf("got %s, want %s", res, want)
-		}
-	}
+	c.readBodies("/watch", "/next")
 	c.expectOpen()
 }
 

@@ -349,10 +349,7 @@ func TestParkHijack(t *testing.T) {
 	}
 	s = &Server{Handler: http.HandlerFunc(h)}
 	addr, ballast := serveParking(t, s)
-	c := newRaw(t, addr)
-	c.send("GET /kept HTTP/1.1\r\nHost: a\r\n\r\n")
-	c.read("GET")
-	waitParked(t, s, 1, ballast)
+	c := keptAliveParked(t, s, addr, 1, ballast)
 	c.send("GET /hijack HTTP/1.1\r\nHost: a\r\n\r\n")
 	if <-registered {
 		t.Fatal("the hijacked connection is still registered with the parker")
@@ -368,10 +365,7 @@ func TestParkStaleReport(t *testing.T) {
 	skipUnlessParking(t)
 	s := &Server{IdleTimeout: time.Minute, ReadHeaderTimeout: time.Minute, Handler: http.HandlerFunc(pathHandler)}
 	addr, ballast := serveParking(t, s)
-	c := newRaw(t, addr)
-	c.send("GET /kept HTTP/1.1\r\nHost: a\r\n\r\n")
-	c.read("GET")
-	waitParked(t, s, 1, ballast)
+	c := keptAliveParked(t, s, addr, 1, ballast)
 	p := s.parker.Load()
 	var id uint64
 	p.mu.Lock()
@@ -381,9 +375,7 @@ func TestParkStaleReport(t *testing.T) {
 	p.wake(id, syscall.EPOLLIN)
 	waitParked(t, s, 1, ballast)
 	c.send("GET /after HTTP/1.1\r\nHost: a\r\n\r\n")
-	if res := c.read("GET"); res.status != 200 || res.body != "/after" {
-		t.Fatalf("got %s, want /after", res)
-	}
+	c.readBodies("/after")
 }
 
 // TestParkAfterContextWatch: a handler that watched its request's context
@@ -408,10 +400,7 @@ func TestParkAfterContextWatch(t *testing.T) {
 	}
 	s := &Server{IdleTimeout: time.Minute, ReadHeaderTimeout: time.Minute, Handler: http.HandlerFunc(h)}
 	addr, ballast := serveParking(t, s)
-	c := newRaw(t, addr)
-	c.send("GET /kept HTTP/1.1\r\nHost: a\r\n\r\n")
-	c.read("GET")
-	waitParked(t, s, 1, ballast)
+	c := keptAliveParked(t, s, addr, 1, ballast)
 	c.send("GET /watch HTTP/1.1\r\nHost: a\r\n\r\n")
 	<-entered
 	c.send("GET /next HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -427,11 +416,7 @@ func TestParkAfterContextWatch(t *testing.T) {
 		return false
 	})
 	close(release)
-	for _, want := range []string{"/watch", "/next"} {
-		if res := c.read("GET"); res.status != 200 || res.body != want {
-			t.Fatalf("got %s, want %s", res, want)
-		}
-	}
+	c.readBodies("/watch", "/next")
 }
 
 // TestParkReportedOnce: a parked connection is reported readable once per
@@ -451,24 +436,27 @@ func TestParkReportedOnce(t *testing.T) {
 	head := "GET /full HTTP/1.1\r\nHost: a\r\nX: "
 	first := head + strings.Repeat("x", readBufSize-len(head)-len("\r\n\r\n")) + "\r\n\r\n"
 	c.send(first + "GET /next HTTP/1.1\r\nHost: a\r\n\r\n")
-	for _, want := range []string{"/full", "/next"} {
-		if res := c.read("GET"); res.status != 200 || res.body != want {
-			t.Fatalf("got %s, want %s", res, want)
-		}
-	}
+	c.readBodies("/full", "/next")
 	waitParked(t, s, 1, ballast)
 
 	// A kept-alive connection's last request, and its close.
-	c = newRaw(t, addr)
-	c.send("GET /kept HTTP/1.1\r\nHost: a\r\n\r\n")
-	c.read("GET")
-	waitParked(t, s, 2, ballast)
+	c = keptAliveParked(t, s, addr, 2, ballast)
 	c.send("GET /last HTTP/1.1\r\nHost: a\r\n\r\n")
 	c.c.(*net.TCPConn).CloseWrite()
-	if res := c.read("GET"); res.status != 200 || res.body != "/last" {
-		t.Fatalf("got %s, want /last", res)
-	}
+	c.readBodies("/last")
 	c.expectClosed()
+}
+
+// keptAliveParked opens a connection that serves one request (pathHandler's
+// or the like) and waits until it is parked, with parked connections in
+// all.
+func keptAliveParked(t *testing.T, s *Server, addr string, parked, ballast int) *rawClient {
+	t.Helper()
+	c := newRaw(t, addr)
+	c.send("GET /kept HTTP/1.1\r\nHost: a\r\n\r\n")
+	c.readBodies("/kept")
+	waitParked(t, s, parked, ballast)
+	return c
 }
 
 // TestParkClientClose: a parked connection the client closes, new or kept

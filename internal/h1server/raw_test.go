@@ -54,6 +54,17 @@ func (r *rawClient) read(method string) resp {
 	return res
 }
 
+// readBodies reads a 200 response to a GET per body in want, with that
+// body.
+func (r *rawClient) readBodies(want ...string) {
+	r.t.Helper()
+	for _, w := range want {
+		if res := r.read("GET"); res.status != 200 || res.body != w {
+			r.t.Fatalf("got %s, want 200 with %q", res, w)
+		}
+	}
+}
+
 // readLine reads one line of the response stream, without its line end.
 func (r *rawClient) readLine() string {
 	r.t.Helper()
