@@ -111,7 +111,7 @@ type conn struct {
 	idleArmedFor time.Duration
 
 	// Parking (park_linux.go): parkID names the connection to the parker
-	// once it parked (0: never); parked is set while it waits with no
+	// once it parked (0: never, or it left the parker); parked is set while it waits with no
 	// goroutine. Whoever clears parked (unpark) owns the connection: a
 	// goroutine resuming it, or the idle sweep or a shutdown closing it.
 	parkID uint64
@@ -121,16 +121,18 @@ type conn struct {
 	// answers it. edge: bytes may wait unread. A report sets it; a read
 	// clears it as it begins and sets it again unless it drained the
 	// socket: a read that returns fewer bytes than asked for, or finds
-	// nothing, leaves nothing behind; one that fills its buffer may, and
-	// one that fails may not have reached the socket (a deadline past).
+	// nothing, leaves nothing behind; one that fills its buffer may; one
+	// that fails consumed nothing and may not have reached the socket (a
+	// deadline past), so it puts back what it cleared (edgeWas).
 	// hup: the client closed or reset (never cleared: the end is still
 	// there after the bytes before it were read).
 	edge      atomic.Bool
 	hup       atomic.Bool
+	edgeWas   bool          // edge as the read in progress cleared it (its goroutine's)
 	parkUntil time.Time     // when a parked connection is closed; zero: never
 	idleWait  time.Duration // the bound of the wait that parked: idle or header timeout
 	firstWait bool          // it parked before its first request
-	admitted  bool          // parker mu: resumed, counted in parker.active until it waits again
+	admitted  bool          // parker mu: resumed, counted in parker.active until it waits again, leaves the parker or ends
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -183,13 +185,17 @@ func (c *conn) Read(p []byte) (int, error) {
 // socket answers every report older than it.
 func (c *conn) readStart() {
 	if c.parkID != 0 {
-		c.edge.Store(false)
+		c.edgeWas = c.edge.Swap(false)
 	}
 }
 
-// readDone: the read got n bytes of size asked for, and err.
+// readDone: the read got n bytes of size asked for, and err. (It never
+// clears edge: a report may have come during the read.)
 func (c *conn) readDone(n, size int, err error) {
-	if c.parkID != 0 && (n == size || err != nil && err != syscall.EAGAIN) {
+	if c.parkID == 0 {
+		return
+	}
+	if n == size || c.edgeWas && err != nil && err != syscall.EAGAIN {
 		c.edge.Store(true) // more may wait
 	}
 }
@@ -255,6 +261,9 @@ func (c *conn) loop(first, resumed bool) {
 				// Resumed by a report about bytes read already (it was
 				// collected while the connection was busy, and handled
 				// once it had parked again): it parks again.
+				if s.shutting.Load() {
+					return
+				}
 				if c.admitted {
 					s.parker.Load().leave(c)
 				}
@@ -346,8 +355,9 @@ func (c *conn) finish() {
 }
 
 // leaveParker takes the connection, about to be handed to another owner
-// (hijacked), out of the parker, if it was registered: the parker would
-// otherwise go on being told of every arrival of bytes on it.
+// (hijacked by a handler, or handed to the HTTP/2 server), out of the
+// parker, if it was registered: the parker would otherwise go on being
+// told of every arrival of bytes on it. It leaves admission too.
 func (c *conn) leaveParker() {
 	if c.parkID == 0 {
 		return
@@ -376,7 +386,8 @@ var errParked = errors.New("h1server: connection parked")
 //
 // With a parker, the connection is parked at once, without a read
 // attempt: waitIdle returns errParked and the goroutine ends; the one that
-// resumes the connection calls waitReadable. Bytes reported since the last
+// resumes the connection reads (readNow: if it finds nothing, the report
+// was stale and it parks again), then calls waitReadable. Bytes reported since the last
 // read began, or a close, make it read first (see conn.edge); otherwise a
 // read attempt first would find nothing nearly every time (the client has
 // hardly read the response yet), a system call per request (6.1 → 5.2 per
@@ -410,8 +421,8 @@ func (c *conn) waitIdle() error {
 			if p.park(c) {
 				return errParked
 			}
-			if try == 1 || c.readNow() {
-				break
+			if try == 1 || !c.edge.Load() && !c.hup.Load() || c.readNow() {
+				break // (refused for another reason: no parking)
 			}
 		}
 	}

@@ -30,13 +30,14 @@ import (
 // unanswered does not park (see park). A connection handed to another
 // owner leaves (conn.leaveParker); one that closes leaves on its own.
 //
-// The cost: one epoll_ctl per connection, a hand-off to a worker per
-// wake, and the epoll_wait that reports a batch of wakes. A connection
-// that parked once stays registered when the server is no longer lean
-// (and waits in a read): each of its requests is then reported to the
-// parker too, for nothing, which costs a lock and a lookup per request but
-// no system call (dropping and adding the registration each time the
-// server crosses its threshold would).
+// The cost: one epoll_ctl per connection (two if it is handed over), a
+// hand-off to a worker per wake, and the epoll_wait that reports a batch
+// of wakes. A connection that parked once stays registered when the server
+// is no longer lean (and waits in a read): each of its requests is then
+// reported to the parker too, for nothing: a share of run's batched
+// epoll_wait, a lock and a lookup, but no epoll_ctl (dropping and adding
+// the registration each time the server crosses its threshold would be
+// two).
 type parker struct {
 	ep   *os.File // the epoll instance
 	raw  syscall.RawConn

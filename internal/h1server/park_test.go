@@ -307,6 +307,9 @@ func TestParkH2C(t *testing.T) {
 	if inParker(s, <-handed) {
 		t.Fatal("the connection handed to the HTTP/2 server is still registered with the parker")
 	}
+	if n := activeConns(s); n != 0 {
+		t.Fatalf("the parker counts %d connections admitted, want 0", n)
+	}
 }
 
 // inParker reports whether the socket of nc is registered with the epoll
@@ -354,6 +357,9 @@ func TestParkHijack(t *testing.T) {
 	if <-registered {
 		t.Fatal("the hijacked connection is still registered with the parker")
 	}
+	if n := activeConns(s); n != 0 {
+		t.Fatalf("the parker counts %d connections admitted, want 0", n)
+	}
 }
 
 // TestParkStaleReport: a report about bytes the connection has read
@@ -374,6 +380,9 @@ func TestParkStaleReport(t *testing.T) {
 	p.mu.Unlock()
 	p.wake(id, syscall.EPOLLIN)
 	waitParked(t, s, 1, ballast)
+	if n := activeConns(s); n != 0 {
+		t.Fatalf("the parker counts %d connections admitted, want 0", n)
+	}
 	c.send("GET /after HTTP/1.1\r\nHost: a\r\n\r\n")
 	c.readBodies("/after")
 }
