@@ -111,9 +111,10 @@ type conn struct {
 	idleArmedFor time.Duration
 
 	// Parking (park_linux.go): parkID names the connection to the parker
-	// once it parked (0: never, or it left the parker); parked is set while it waits with no
-	// goroutine. Whoever clears parked (unpark) owns the connection: a
-	// goroutine resuming it, or the idle sweep or a shutdown closing it.
+	// once it parked (0: never, or it left the parker); parked is set
+	// while it waits with no goroutine. Whoever clears parked (unpark)
+	// owns the connection: a goroutine resuming it, or the idle sweep or a
+	// shutdown closing it.
 	parkID uint64
 	parked atomic.Bool
 	// The parker's registration is edge-triggered: each arrival is
@@ -387,11 +388,12 @@ var errParked = errors.New("h1server: connection parked")
 // With a parker, the connection is parked at once, without a read
 // attempt: waitIdle returns errParked and the goroutine ends; the one that
 // resumes the connection reads (readNow: if it finds nothing, the report
-// was stale and it parks again), then calls waitReadable. Bytes reported since the last
-// read began, or a close, make it read first (see conn.edge); otherwise a
-// read attempt first would find nothing nearly every time (the client has
-// hardly read the response yet), a system call per request (6.1 → 5.2 per
-// request at 2000 connections, docs/BENCHMARKS.md). Without
+// was stale and it parks again), then calls waitReadable. Bytes reported
+// since the last read began, or a close, make it read first (see
+// conn.edge); otherwise a read attempt first would find nothing nearly
+// every time (the client has hardly read the response yet), a system call
+// per request (6.1 → 5.2 per request at 2000 connections,
+// docs/BENCHMARKS.md). Without
 // a parker, the goroutine waits in a read, bounded by the read deadline set
 // before.
 func (c *conn) waitIdle() error {
@@ -416,13 +418,14 @@ func (c *conn) waitIdle() error {
 	if p := c.srv.getParker(); p != nil && c.raw != nil {
 		// Parking is refused when bytes may wait (see edge): a read
 		// attempt answers that, and finding nothing, the second try
-		// parks.
+		// parks. Refused twice, or for another reason (the parker is
+		// closed, epoll refused), or with something read: on below.
 		for try := 0; ; try++ {
 			if p.park(c) {
 				return errParked
 			}
 			if try == 1 || !c.edge.Load() && !c.hup.Load() || c.readNow() {
-				break // (refused for another reason: no parking)
+				break
 			}
 		}
 	}
