@@ -207,7 +207,7 @@ func (p *parker) unregister(c *conn) {
 }
 
 // ctl registers the socket fd as park asks (a syscall.RawConn control
-// function, made once: a closure per park would be an allocation).
+// function, made once: a closure per registration would be an allocation).
 func (p *parker) ctl(fd uintptr) {
 	p.ctlErr = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, int(fd), &p.ctlEv)
 }
