@@ -145,8 +145,8 @@ type Limits struct {
 	// LeanAboveConns is the number of open client connections above which
 	// an idle one waits lean: without its read buffer and request parts,
 	// and on Linux parked without a goroutine (docs/proxying.md). Default
-	// 1000: below it the lean wait costs more CPU than its memory is
-	// worth; -1 means never.
+	// 1000: below it the lean wait costs about the same CPU but lengthens
+	// the tail (docs/BENCHMARKS.md); -1 means never.
 	LeanAboveConns int `yaml:"lean_above_conns" json:"lean_above_conns"`
 }
 

@@ -309,8 +309,8 @@ func (p *parker) run() {
 func (p *parker) wake(id uint64, events uint32) {
 	p.mu.Lock()
 	c := p.conns[id]
-	p.mu.Unlock()
 	if c == nil {
+		p.mu.Unlock()
 		return
 	}
 	if events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
@@ -318,9 +318,9 @@ func (p *parker) wake(id uint64, events uint32) {
 	}
 	c.edge.Store(true)
 	if !c.unpark() {
+		p.mu.Unlock()
 		return // active: it reads before it parks again
 	}
-	p.mu.Lock()
 	p.active++
 	c.admitted = true
 	if n := len(p.workers); n > 0 {

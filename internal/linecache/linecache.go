@@ -90,14 +90,7 @@ func (c *Cache) Lines(head []byte, maxLines int) ([]string, bool) {
 	if n > maxKeptLines {
 		// Not kept: a slice of its own, left to the collector.
 		c.forget()
-		lines := make([]string, 0, n)
-		s := string(head)
-		for start := 0; start < len(s); {
-			end, next := cut(head, start)
-			lines = append(lines, s[start:end])
-			start = next
-		}
-		return lines, true
+		return appendLines(make([]string, 0, n), string(head)), true
 	}
 	c.grow(n)
 	switch {
@@ -107,11 +100,9 @@ func (c *Cache) Lines(head []byte, maxLines int) ([]string, bool) {
 		// parts of two allocations already: the whole head is copied
 		// into one, so that no more than two stay referenced.
 		c.gen++
-		s := string(head)
-		for i, start := 0, 0; start < len(head); i++ {
-			end, next := cut(head, start)
-			c.lines[i], c.gens[i] = s[start:end], c.gen
-			start = next
+		c.lines = appendLines(c.lines[:0], string(head))
+		for i := range c.gens {
+			c.gens[i] = c.gen
 		}
 	default:
 		size := 0
@@ -144,6 +135,18 @@ func cut(head []byte, start int) (end, next int) {
 		return len(head), len(head)
 	}
 	return start + i, start + i + 1
+}
+
+// appendLines appends the lines of s, split as Lines splits a head, to dst.
+func appendLines(dst []string, s string) []string {
+	for s != "" {
+		i := strings.IndexByte(s, '\n')
+		if i < 0 {
+			return append(dst, s)
+		}
+		dst, s = append(dst, s[:i]), s[i+1:]
+	}
+	return dst
 }
 
 // grow makes c.lines and c.gens n long, keeping what they hold: room for

