@@ -413,46 +413,72 @@ func TestParkAfterContextWatch(t *testing.T) {
 	c.send("GET /watch HTTP/1.1\r\nHost: a\r\n\r\n")
 	<-entered
 	c.send("GET /next HTTP/1.1\r\nHost: a\r\n\r\n")
-	waitFor(t, "the next request to be reported", func() bool {
+	waitReported(t, s, "the next request", func(c *conn) bool { return c.edge.Load() })
+	close(release)
+	c.readBodies("/watch", "/next")
+}
+
+// waitReported waits until the parker has recorded on a connection of s
+// the report that has (a conn's edge or hup).
+func waitReported(t *testing.T, s *Server, what string, has func(*conn) bool) {
+	t.Helper()
+	waitFor(t, what+" to be reported", func() bool {
 		p := s.parker.Load()
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		for _, sc := range p.conns {
-			if sc.edge.Load() {
+		for _, c := range p.conns {
+			if has(c) {
 				return true
 			}
 		}
 		return false
 	})
-	close(release)
-	c.readBodies("/watch", "/next")
 }
 
-// TestParkReportedOnce: a parked connection is reported readable once per
-// arrival of bytes (its registration is edge-triggered), so it must not
-// park again while what was reported is still unread: bytes left behind
-// by a read that filled its buffer, and the client's close that came with
-// its last request. Either would otherwise wait for the idle timeout.
+// TestParkReportedOnce: a connection is reported readable once per arrival
+// of bytes (its registration is edge-triggered), so it must not park again
+// while what was reported is still unread: bytes left behind by a read
+// that filled its buffer, and the client's close that came after its last
+// request. Either would otherwise wait for the idle timeout. Each case is
+// sent while the connection serves /block, and its report recorded before
+// the connection reads it.
 func TestParkReportedOnce(t *testing.T) {
 	skipUnlessParking(t)
-	s := &Server{IdleTimeout: time.Minute, ReadHeaderTimeout: time.Minute, Handler: http.HandlerFunc(pathHandler)}
+	entered, release := make(chan struct{}), make(chan struct{})
+	h := func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/block" {
+			entered <- struct{}{}
+			<-release
+		}
+		io.WriteString(w, r.URL.Path)
+	}
+	s := &Server{IdleTimeout: time.Minute, ReadHeaderTimeout: time.Minute, Handler: http.HandlerFunc(h)}
 	addr, ballast := serveParking(t, s)
+	block := func(c *rawClient) {
+		c.send("GET /block HTTP/1.1\r\nHost: a\r\n\r\n")
+		<-entered
+	}
 
 	// The first request fills a read buffer exactly; the second, sent in
 	// the same write, is left in the socket.
-	c := newRaw(t, addr)
-	waitParked(t, s, 1, ballast)
+	c := keptAliveParked(t, s, addr, 1, ballast)
+	block(c)
 	head := "GET /full HTTP/1.1\r\nHost: a\r\nX: "
 	first := head + strings.Repeat("x", readBufSize-len(head)-len("\r\n\r\n")) + "\r\n\r\n"
 	c.send(first + "GET /next HTTP/1.1\r\nHost: a\r\n\r\n")
-	c.readBodies("/full", "/next")
+	waitReported(t, s, "the requests", func(c *conn) bool { return c.edge.Load() })
+	release <- struct{}{}
+	c.readBodies("/block", "/full", "/next")
 	waitParked(t, s, 1, ballast)
 
-	// A kept-alive connection's last request, and its close.
+	// The last request, and the client's close.
 	c = keptAliveParked(t, s, addr, 2, ballast)
+	block(c)
 	c.send("GET /last HTTP/1.1\r\nHost: a\r\n\r\n")
 	c.c.(*net.TCPConn).CloseWrite()
-	c.readBodies("/last")
+	waitReported(t, s, "the close", func(c *conn) bool { return c.hup.Load() })
+	release <- struct{}{}
+	c.readBodies("/block", "/last")
 	c.expectClosed()
 }
 
