@@ -1,0 +1,106 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestEvloopProxies checks that the spike does what its measurements
+// assume: it forwards each request to the backends in turn, adds
+// X-Forwarded-For, and carries the response back (short, longer than its
+// buffer, chunked) on a kept-alive client connection, reusing its backend
+// connections.
+func TestEvloopProxies(t *testing.T) {
+	var backends []netip.AddrPort
+	var conns [2]atomic.Int32 // connections each backend accepted
+	for i := range 2 {
+		ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			prefix := fmt.Sprintf("backend %d path %s xff %s", i, r.URL.Path, r.Header.Get("X-Forwarded-For"))
+			if r.URL.Path == "/large" { // a body many times the spike's buffer, framed by its length
+				w.Header().Set("Content-Length", fmt.Sprint(len(prefix)+50000))
+			}
+			io.WriteString(w, prefix)
+			switch r.URL.Path {
+			case "/large":
+				w.Write(bytes.Repeat([]byte("x"), 50000))
+			case "/chunked": // no length: net/http frames it chunked
+				for range 3 {
+					w.(http.Flusher).Flush()
+					w.Write(bytes.Repeat([]byte("y"), 3000))
+				}
+			}
+		}))
+		ts.Config.ConnState = func(c net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				conns[i].Add(1)
+			}
+		}
+		ts.Start()
+		t.Cleanup(ts.Close)
+		backends = append(backends, netip.MustParseAddrPort(strings.TrimPrefix(ts.URL, "http://")))
+	}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	p, err := newProxy(ln.(*net.TCPListener), backends)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() { done <- p.serve() }()
+	t.Cleanup(func() {
+		p.close()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}, Timeout: 10 * time.Second}
+	defer client.CloseIdleConnections()
+	paths := []string{"/a", "/b", "/large", "/chunked", "/c", "/large", "/chunked", "/d"}
+	for i, path := range paths {
+		res, err := client.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf("backend %d path %s xff 127.0.0.1", i%2, path)
+		switch path {
+		case "/large":
+			want += strings.Repeat("x", 50000)
+			if res.ContentLength != int64(len(want)) {
+				t.Errorf("request %d: %s framed by %d, want Content-Length %d", i, path, res.ContentLength, len(want))
+			}
+		case "/chunked":
+			want += strings.Repeat("y", 9000)
+			if len(res.TransferEncoding) == 0 {
+				t.Errorf("request %d: %s not chunked", i, path)
+			}
+		}
+		if string(body) != want {
+			t.Errorf("request %d: %d bytes %.60q, want %d bytes %.60q", i, len(body), body, len(want), want)
+		}
+	}
+	for i := range conns {
+		if n := conns[i].Load(); n != 1 {
+			t.Errorf("backend %d: %d connections from evloop, want 1 (kept alive)", i, n)
+		}
+	}
+}
