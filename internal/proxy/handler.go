@@ -447,10 +447,12 @@ func outgoingHeader(r *http.Request, snap *Snapshot, ci *connInfo, h http.Header
 	}
 	// RFC 9110 §7.6.1: the fields Connection names are for this hop only.
 	connection := r.Header["Connection"]
+	var sent forwardingFields
 	for k, vv := range r.Header {
 		if isHopByHop(k) || (len(connection) > 0 && h1.HasToken(connection, k)) {
 			continue
 		}
+		sent |= forwardingField(k)
 		h[k] = vv
 	}
 	if h1.HasToken(r.Header["Te"], "trailers") {
@@ -462,7 +464,7 @@ func outgoingHeader(r *http.Request, snap *Snapshot, ci *connInfo, h http.Header
 		h["Connection"] = valueConnectionUpgrade
 		h["Upgrade"] = []string{upgrade}
 	}
-	snap.fwd.setForwardingHeaders(h, r, ci)
+	snap.fwd.setForwardingHeaders(h, r, ci, sent)
 	return upgrade
 }
 

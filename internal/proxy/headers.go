@@ -121,37 +121,74 @@ func (f *forwarding) isTrusted(client netip.Addr) bool {
 	return false
 }
 
+// forwardingFields is a set of the fields setForwardingHeaders writes or
+// drops, as present in a header, so that it looks up and deletes only those
+// the client sent (most send none): each lookup or delete hashes the name.
+type forwardingFields uint8
+
+const (
+	sentXForwardedFor forwardingFields = 1 << iota
+	sentXForwardedProto
+	sentXForwardedHost
+	sentForwarded
+	sentVia
+)
+
+// forwardingField returns the bit of the canonical header name k, or 0 if
+// it is not one of the forwarding fields.
+func forwardingField(k string) forwardingFields {
+	switch k {
+	case "X-Forwarded-For":
+		return sentXForwardedFor
+	case "X-Forwarded-Proto":
+		return sentXForwardedProto
+	case "X-Forwarded-Host":
+		return sentXForwardedHost
+	case "Forwarded":
+		return sentForwarded
+	case "Via":
+		return sentVia
+	}
+	return 0
+}
+
 // setForwardingHeaders sets X-Forwarded-For/-Proto/-Host and Via on the
-// outgoing request header h. Headers a client sent are kept (and
+// outgoing request header h, in which sent says which of these fields (and
+// Forwarded) the client sent. Headers a client sent are kept (and
 // X-Forwarded-For appended to) only when the client is a trusted proxy;
 // anyone else could forge them.
-func (f *forwarding) setForwardingHeaders(h http.Header, in *http.Request, ci *connInfo) {
+func (f *forwarding) setForwardingHeaders(h http.Header, in *http.Request, ci *connInfo, sent forwardingFields) {
 	client := ci.addr
-	trusted := client.IsValid() && f.isTrusted(client)
-	if !trusted {
+	if !(client.IsValid() && f.isTrusted(client)) && sent&^sentVia != 0 {
 		delete(h, "X-Forwarded-For")
 		delete(h, "X-Forwarded-Proto")
 		delete(h, "X-Forwarded-Host")
 		delete(h, "Forwarded")
+		sent &= sentVia
 	}
 	if client.IsValid() {
-		if prior := h["X-Forwarded-For"]; len(prior) > 0 {
-			h["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + ci.xff[0]}
+		if sent&sentXForwardedFor != 0 {
+			h["X-Forwarded-For"] = []string{strings.Join(h["X-Forwarded-For"], ", ") + ", " + ci.xff[0]}
 		} else {
 			h["X-Forwarded-For"] = ci.xff
 		}
 	}
-	if _, ok := h["X-Forwarded-Proto"]; !ok {
+	if sent&sentXForwardedProto == 0 {
 		if in.TLS != nil {
 			h["X-Forwarded-Proto"] = valueHTTPS
 		} else {
 			h["X-Forwarded-Proto"] = valueHTTP
 		}
 	}
-	if _, ok := h["X-Forwarded-Host"]; !ok && in.Host != "" {
+	if sent&sentXForwardedHost == 0 && in.Host != "" {
 		h["X-Forwarded-Host"] = ci.forwardedHost(in.Host)
 	}
-	appendVia(h, f.viaValue(in.ProtoMajor, in.ProtoMinor))
+	via := f.viaValue(in.ProtoMajor, in.ProtoMinor)
+	if sent&sentVia != 0 {
+		appendVia(h, via)
+	} else {
+		h["Via"] = via
+	}
 }
 
 // appendVia adds this proxy to the Via header of a forwarded message

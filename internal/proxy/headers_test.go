@@ -44,14 +44,22 @@ func TestUpgradeType(t *testing.T) {
 	}
 }
 
+// TestForwardingHeaders checks the forwarding fields of the request to the
+// backend, as outgoingHeader builds it from the client's header.
 func TestForwardingHeaders(t *testing.T) {
 	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
-	f := newForwarding(trusted, "")
-	in := &http.Request{Host: "shop.example", ProtoMajor: 1, ProtoMinor: 1}
+	snap := &Snapshot{fwd: newForwarding(trusted, "")}
+	outgoing := func(in *http.Request, client string) http.Header {
+		h := http.Header{}
+		outgoingHeader(in, snap, connInfoFor(netip.MustParseAddr(client)), h)
+		return h
+	}
+	in := func(h http.Header) *http.Request {
+		return &http.Request{Host: "shop.example", ProtoMajor: 1, ProtoMinor: 1, Header: h}
+	}
 
 	t.Run("untrusted client: forged headers replaced", func(t *testing.T) {
-		h := http.Header{"X-Forwarded-For": {"6.6.6.6"}, "X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {"evil"}, "Forwarded": {"for=6.6.6.6"}}
-		f.setForwardingHeaders(h, in, connInfoFor(netip.MustParseAddr("192.0.2.7")))
+		h := outgoing(in(http.Header{"X-Forwarded-For": {"6.6.6.6"}, "X-Forwarded-Proto": {"https"}, "X-Forwarded-Host": {"evil"}, "Forwarded": {"for=6.6.6.6"}}), "192.0.2.7")
 		want := http.Header{
 			"X-Forwarded-For":   {"192.0.2.7"},
 			"X-Forwarded-Proto": {"http"},
@@ -63,8 +71,7 @@ func TestForwardingHeaders(t *testing.T) {
 		}
 	})
 	t.Run("trusted proxy: chain kept and appended", func(t *testing.T) {
-		h := http.Header{"X-Forwarded-For": {"198.51.100.1"}, "X-Forwarded-Proto": {"https"}, "Via": {"1.1 edge"}}
-		f.setForwardingHeaders(h, in, connInfoFor(netip.MustParseAddr("10.1.2.3")))
+		h := outgoing(in(http.Header{"X-Forwarded-For": {"198.51.100.1"}, "X-Forwarded-Proto": {"https"}, "Via": {"1.1 edge"}}), "10.1.2.3")
 		if got := h.Get("X-Forwarded-For"); got != "198.51.100.1, 10.1.2.3" {
 			t.Errorf("X-Forwarded-For = %q", got)
 		}
@@ -75,10 +82,17 @@ func TestForwardingHeaders(t *testing.T) {
 			t.Errorf("Via = %q", got)
 		}
 	})
+	t.Run("untrusted client: its Via kept and appended", func(t *testing.T) {
+		h := outgoing(in(http.Header{"Via": {"1.0 corp"}, "Accept": {"*/*"}}), "192.0.2.7")
+		if got := h.Get("Via"); got != "1.0 corp, 1.1 load_balancer" {
+			t.Errorf("Via = %q", got)
+		}
+		if got := h.Get("Accept"); got != "*/*" {
+			t.Errorf("Accept = %q, want the client's", got)
+		}
+	})
 	t.Run("TLS client and HTTP/2", func(t *testing.T) {
-		h := http.Header{}
-		tlsIn := &http.Request{Host: "a", ProtoMajor: 2, TLS: &tls.ConnectionState{}}
-		f.setForwardingHeaders(h, tlsIn, connInfoFor(netip.MustParseAddr("::ffff:127.0.0.1")))
+		h := outgoing(&http.Request{Host: "a", ProtoMajor: 2, TLS: &tls.ConnectionState{}, Header: http.Header{}}, "::ffff:127.0.0.1")
 		if h.Get("X-Forwarded-Proto") != "https" || h.Get("Via") != "2.0 load_balancer" || h.Get("X-Forwarded-For") != "127.0.0.1" {
 			t.Errorf("got %v", h)
 		}
