@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/lbproject/load_balancer/internal/linecache"
+	"golang.org/x/net/http/httpguts"
 )
 
 // fastParseSeeds are request heads of the kinds the fast path takes and of
@@ -83,6 +84,21 @@ func checkFastParse(t *testing.T, data []byte) (accepted bool) {
 		want := []any{req.Method, req.RequestURI, req.URL.Path, req.URL.RawQuery, req.ProtoMinor, req.Host, req.ContentLength, req.Close, req.Header}
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("fast path read %q as\n%#v\nnet/http as\n%#v", data, got, want)
+		}
+		// checkRequest trusts what the fast path took: valid names and
+		// values, no Expect.
+		for k, vv := range header {
+			if !httpguts.ValidHeaderFieldName(k) {
+				t.Fatalf("fast path took %q with the invalid field name %q", data, k)
+			}
+			for _, v := range vv {
+				if !httpguts.ValidHeaderFieldValue(v) {
+					t.Fatalf("fast path took %q with the invalid field value %q", data, v)
+				}
+			}
+		}
+		if _, ok := header["Expect"]; ok {
+			t.Fatalf("fast path took %q with an Expect field", data)
 		}
 		if rest := len(data) - h.size; br.Buffered() != rest {
 			t.Fatalf("fast path ends the head of %q %d bytes before the end, net/http %d", data, rest, br.Buffered())

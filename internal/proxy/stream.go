@@ -68,8 +68,8 @@ func shouldFlushEachRead(res *http.Response) bool {
 	if res.ContentLength == -1 {
 		return true
 	}
-	ct := res.Header.Get("Content-Type")
-	return len(ct) >= 17 && ct[:17] == "text/event-stream"
+	ct := res.Header["Content-Type"] // canonical already: no Get, which canonicalises
+	return len(ct) > 0 && len(ct[0]) >= 17 && ct[0][:17] == "text/event-stream"
 }
 
 // announceTrailers declares, before the header is written, the trailer
