@@ -255,11 +255,10 @@ func (b *body) readTrailers(br *bufio.Reader) error {
 		if fp.fields++; fp.fields > maxFields {
 			return protoErr("too many trailer fields")
 		}
-		name, value, err := splitField(string(line))
+		key, value, err := splitField(string(line))
 		if err != nil {
 			return err
 		}
-		key := canonicalKey(name)
 		if forbiddenTrailer(key) {
 			continue
 		}

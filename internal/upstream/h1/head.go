@@ -197,11 +197,10 @@ func (fp *fieldParser) parse(line string, h *head) error {
 	if fp.fields++; fp.fields > maxFields {
 		return protoErr("too many header fields")
 	}
-	name, value, err := splitField(line)
+	key, value, err := splitField(line)
 	if err != nil {
 		return err
 	}
-	key := canonicalKey(name)
 	switch key {
 	case "Content-Length":
 		n, err := parseContentLength(value)
@@ -300,8 +299,9 @@ func (fp *fieldParser) add(h http.Header, key, value string) {
 // both parts: the name is a token with no whitespace before the colon, the
 // value has no CR, LF, NUL or other control character but HTAB. A line
 // beginning with whitespace is obs-fold (or whitespace before the first
-// field), which a proxy must reject or unfold; it is rejected.
-func splitField(line string) (name, value string, err error) {
+// field), which a proxy must reject or unfold; it is rejected. The name is
+// returned in its canonical form (canonicalKey).
+func splitField(line string) (key, value string, err error) {
 	if line[0] == ' ' || line[0] == '\t' {
 		return "", "", protoErr("obs-fold or leading whitespace in field line")
 	}
@@ -309,8 +309,8 @@ func splitField(line string) (name, value string, err error) {
 	if colon <= 0 {
 		return "", "", protoErr("field line without a name and colon")
 	}
-	name = line[:colon]
-	if !isToken(name) {
+	key, ok := tokenKey(line[:colon])
+	if !ok {
 		return "", "", protoErr("invalid field name")
 	}
 	value = trimOWS(line[colon+1:])
@@ -319,7 +319,7 @@ func splitField(line string) (name, value string, err error) {
 			return "", "", protoErr("invalid byte in field value")
 		}
 	}
-	return name, value, nil
+	return key, value, nil
 }
 
 // parseContentLength parses a Content-Length value: 1*DIGIT, or a list of
@@ -405,6 +405,33 @@ func indexByte(b []byte, c byte) int {
 		}
 	}
 	return -1
+}
+
+// tokenKey reports whether name is a token (RFC 9110 §5.1) and returns its
+// canonical form (canonicalKey), looking at each byte once while the name
+// is already canonical, as backends' names nearly always are.
+func tokenKey(name string) (string, bool) {
+	if name == "" {
+		return "", false
+	}
+	upper := true
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !tchar[c] {
+			return "", false
+		}
+		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
+			// Not canonical: check the rest, then canonicalise.
+			for j := i + 1; j < len(name); j++ {
+				if !tchar[name[j]] {
+					return "", false
+				}
+			}
+			return canonicalKey(name), true
+		}
+		upper = c == '-'
+	}
+	return name, true
 }
 
 // canonicalKey returns the canonical form of the field name s (a token),

@@ -210,6 +210,35 @@ func TestCanonicalKey(t *testing.T) {
 	}
 }
 
+// TestTokenKey: a field name is checked and canonicalised in one pass,
+// whether it is canonical already or not, and wherever a bad byte is.
+func TestTokenKey(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+		ok       bool
+	}{
+		{"Content-Type", "Content-Type", true},
+		{"content-type", "Content-Type", true},
+		{"X-A_b", "X-A_b", true},
+		{"etag", "Etag", true},
+		{"a", "A", true},
+		{"", "", false},
+		{"Bad Name", "", false}, // a space, in a canonical name
+		{"Ab@", "", false},      // a bad byte after the canonical part
+		{"aB@c", "", false},     // after the first non-canonical byte
+		{"content", "", false},
+		{"Content-", "", false},
+	} {
+		got, ok := tokenKey(tc.in)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("tokenKey(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+		if ok != isToken(tc.in) || ok && got != canonicalKey(tc.in) {
+			t.Errorf("tokenKey(%q) = %q, %v: not isToken's and canonicalKey's answer", tc.in, got, ok)
+		}
+	}
+}
+
 // TestParseHeadReuse: heads parsed one after the other with one line
 // cache, as a backend connection does, read as each does alone, whichever
 // lines repeat the last head's.
