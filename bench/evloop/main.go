@@ -360,7 +360,7 @@ func (p *proxy) onClient(c *socket) {
 	p.out = append(p.out[:0], c.buf[:end+2]...)
 	p.out = append(p.out, c.xff...)
 	p.out = append(p.out, "\r\n\r\n"...)
-	if _, err := syscall.Write(b.fd, p.out); err != nil {
+	if !writeAll(b.fd, p.out) {
 		p.drop(b)
 		p.drop(c)
 		return
@@ -445,10 +445,10 @@ func (p *proxy) fail(b, c *socket) {
 	}
 }
 
-// writeAll writes msg to a non-blocking socket. A client that does not
-// take it at once gets it blocking (the loop waits for it): simpler than
-// waiting for EPOLLOUT, and never the case in the measured scenarios, whose
-// responses fit the socket's buffer.
+// writeAll writes msg to a non-blocking socket. A peer that does not take
+// it at once gets it blocking (the loop waits for it): simpler than waiting
+// for EPOLLOUT, and never the case in the measured scenarios, whose
+// messages fit the socket's buffer.
 func writeAll(fd int, msg []byte) bool {
 	for len(msg) > 0 {
 		n, err := syscall.Write(fd, msg)
@@ -531,8 +531,8 @@ func (s *chunkScanner) end(b []byte) int {
 				} else {
 					s.state = chunkData
 				}
-			case s.state == chunkSize && ch == ';':
-				s.state = chunkExt
+			case s.state == chunkSize && (ch == ';' || ch == ' ' || ch == '\t'):
+				s.state = chunkExt // an extension, or whitespace before one
 			case s.state == chunkSize && ch != '\r':
 				s.size = s.size<<4 | int(unhex(ch))
 			}

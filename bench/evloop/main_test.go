@@ -104,3 +104,28 @@ func TestEvloopProxies(t *testing.T) {
 		}
 	}
 }
+
+// TestChunkScanner: the end of a chunked body is found however the body is
+// cut into pieces, with extensions, whitespace before them, and trailers.
+func TestChunkScanner(t *testing.T) {
+	for _, body := range []string{
+		"0\r\n\r\n",
+		"5\r\nhello\r\n0\r\n\r\n",
+		"5 ;ext=1\r\nhello\r\nA\r\n0123456789\r\n0\r\n\r\n",
+		"3\r\nabc\r\n0\r\nX-Trailer: 1\r\n\r\n",
+		"1a\r\n" + strings.Repeat("z", 26) + "\r\n0\r\n\r\n",
+	} {
+		for cut := 0; cut <= len(body); cut++ {
+			var s chunkScanner
+			end := -1
+			if i := s.end([]byte(body[:cut])); i >= 0 {
+				end = i
+			} else if i := s.end([]byte(body[cut:] + "NEXT")); i >= 0 {
+				end = cut + i
+			}
+			if end != len(body) {
+				t.Fatalf("%q cut at %d: end %d, want %d", body, cut, end, len(body))
+			}
+		}
+	}
+}

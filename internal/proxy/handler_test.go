@@ -404,3 +404,30 @@ type deadlineRecorder struct {
 }
 
 func (w *deadlineRecorder) SetReadDeadline(time.Time) error { w.calls++; return nil }
+
+// TestShouldFlushEachRead: a body of unknown length, or server-sent events
+// of any framing, reach the client as each read comes; a sized body of any
+// other type is left to the server's write buffer.
+func TestShouldFlushEachRead(t *testing.T) {
+	for _, tc := range []struct {
+		length      int64
+		contentType []string
+		want        bool
+	}{
+		{-1, nil, true},
+		{-1, []string{"text/plain"}, true},
+		{100, []string{"text/event-stream"}, true},
+		{100, []string{"text/event-stream; charset=utf-8"}, true},
+		{100, []string{"text/plain"}, false},
+		{100, nil, false},
+		{100, []string{""}, false},
+	} {
+		res := &http.Response{ContentLength: tc.length, Header: http.Header{}}
+		if tc.contentType != nil {
+			res.Header["Content-Type"] = tc.contentType
+		}
+		if got := shouldFlushEachRead(res); got != tc.want {
+			t.Errorf("length %d, Content-Type %q: %v, want %v", tc.length, tc.contentType, got, tc.want)
+		}
+	}
+}

@@ -226,8 +226,10 @@ func TestTokenKey(t *testing.T) {
 		{"Bad Name", "", false}, // a space, in a canonical name
 		{"Ab@", "", false},      // a bad byte after the canonical part
 		{"aB@c", "", false},     // after the first non-canonical byte
-		{"content", "", false},
-		{"Content-", "", false},
+		{"content\x01", "", false},
+		{"Content-\x7f", "", false},
+		{"Content-\xe9", "", false}, // not ASCII
+		{strings.Repeat("ab", 40), canonicalKey(strings.Repeat("ab", 40)), true}, // longer than canonicalKey's buffer
 	} {
 		got, ok := tokenKey(tc.in)
 		if got != tc.want || ok != tc.ok {
@@ -237,6 +239,22 @@ func TestTokenKey(t *testing.T) {
 			t.Errorf("tokenKey(%q) = %q, %v: not isToken's and canonicalKey's answer", tc.in, got, ok)
 		}
 	}
+}
+
+// FuzzTokenKey: tokenKey answers as isToken and canonicalKey together.
+func FuzzTokenKey(f *testing.F) {
+	for _, s := range []string{"Content-Type", "content-type", "X-A_b", "aB@c", "", strings.Repeat("ab", 40)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		key, ok := tokenKey(name)
+		if ok != isToken(name) {
+			t.Fatalf("tokenKey(%q) ok = %v, isToken = %v", name, ok, !ok)
+		}
+		if ok && key != canonicalKey(name) {
+			t.Fatalf("tokenKey(%q) = %q, canonicalKey = %q", name, key, canonicalKey(name))
+		}
+	})
 }
 
 // TestParseHeadReuse: heads parsed one after the other with one line
