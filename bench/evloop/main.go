@@ -465,9 +465,9 @@ func writeAll(fd int, msg []byte) bool {
 	return true
 }
 
-// contentLength returns the value of the head's Content-Length field, or
-// -1 if there is none or it is not a number.
-func contentLength(head []byte) int {
+// field returns the trimmed value of the head's first field named name
+// (any case), and whether there is one.
+func field(head []byte, name string) ([]byte, bool) {
 	for len(head) > 0 {
 		line := head
 		if i := bytes.IndexByte(head, '\n'); i >= 0 {
@@ -475,30 +475,35 @@ func contentLength(head []byte) int {
 		} else {
 			head = nil
 		}
-		name, value, ok := bytes.Cut(line, []byte(":"))
-		if !ok || !bytes.EqualFold(name, []byte("Content-Length")) {
-			continue
+		if k, v, ok := bytes.Cut(line, []byte(":")); ok && bytes.EqualFold(k, []byte(name)) {
+			return bytes.TrimSpace(v), true
 		}
-		value = bytes.TrimSpace(value)
-		if len(value) == 0 || len(value) > 9 {
+	}
+	return nil, false
+}
+
+// contentLength returns the value of the head's Content-Length field, or
+// -1 if there is none or it is not a number.
+func contentLength(head []byte) int {
+	value, ok := field(head, "Content-Length")
+	if !ok || len(value) == 0 || len(value) > 9 {
+		return -1
+	}
+	n := 0
+	for _, ch := range value {
+		if ch < '0' || ch > '9' {
 			return -1
 		}
-		n := 0
-		for _, ch := range value {
-			if ch < '0' || ch > '9' {
-				return -1
-			}
-			n = n*10 + int(ch-'0')
-		}
-		return n
+		n = n*10 + int(ch-'0')
 	}
-	return -1
+	return n
 }
 
 // isChunked reports whether a response head says
 // "Transfer-Encoding: chunked" (the spike knows no other coding).
 func isChunked(head []byte) bool {
-	return bytes.Contains(bytes.ToLower(head), []byte("\r\ntransfer-encoding: chunked\r\n"))
+	value, ok := field(head, "Transfer-Encoding")
+	return ok && bytes.EqualFold(value, []byte("chunked"))
 }
 
 // chunkScanner finds the end of a chunked body (RFC 9112 §7.1) in the

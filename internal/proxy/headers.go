@@ -159,7 +159,7 @@ func forwardingField(k string) forwardingFields {
 // anyone else could forge them.
 func (f *forwarding) setForwardingHeaders(h http.Header, in *http.Request, ci *connInfo, sent forwardingFields) {
 	client := ci.addr
-	if !(client.IsValid() && f.isTrusted(client)) && sent&^sentVia != 0 {
+	if sent&^sentVia != 0 && !(client.IsValid() && f.isTrusted(client)) {
 		delete(h, "X-Forwarded-For")
 		delete(h, "X-Forwarded-Proto")
 		delete(h, "X-Forwarded-Host")

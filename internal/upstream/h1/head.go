@@ -422,10 +422,8 @@ func tokenKey(name string) (string, bool) {
 		}
 		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
 			// Not canonical: check the rest, then canonicalise.
-			for j := i + 1; j < len(name); j++ {
-				if !tchar[name[j]] {
-					return "", false
-				}
+			if !isToken(name[i:]) {
+				return "", false
 			}
 			return canonicalKey(name), true
 		}
