@@ -134,7 +134,7 @@ func (w *response) writeContinue() error {
 	if w.committed || w.hijacked {
 		return nil
 	}
-	_, err := w.c.rwc.Write([]byte("HTTP/1.1 100 Continue\r\n\r\n"))
+	_, err := w.c.write([]byte("HTTP/1.1 100 Continue\r\n\r\n"))
 	return err
 }
 
@@ -258,9 +258,11 @@ func (w *response) out(p []byte) {
 		return
 	}
 	if len(w.buf) == 0 {
-		_, w.err = w.c.rwc.Write(p)
+		_, w.err = w.c.write(p)
 		return
 	}
+	// One writev through net (sockio has no writev: a body this large
+	// costs far more than the system call's entry).
 	w.vec = [2][]byte{w.buf, p}
 	bufs := net.Buffers(w.vec[:])
 	_, w.err = bufs.WriteTo(w.c.rwc)
@@ -282,7 +284,7 @@ func (w *response) flushBuf() {
 		w.buf = w.buf[:0]
 		return
 	}
-	_, w.err = w.c.rwc.Write(w.buf)
+	_, w.err = w.c.write(w.buf)
 	w.buf = w.buf[:0]
 }
 

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/lbproject/load_balancer/internal/linecache"
+	"github.com/lbproject/load_balancer/internal/sockio"
 )
 
 // readBufSize is the size of a connection's read buffer, taken from a pool
@@ -34,7 +35,10 @@ type conn struct {
 	t   *Transport
 	nc  net.Conn        // TCP, or TLS over it
 	raw syscall.RawConn // the TCP socket, for the liveness check; nil if unknown
-	br  *bufio.Reader   // while in use; nil while idle
+	// sock reads and writes nc with raw system calls when nc is the TCP
+	// socket itself (not TLS over it); nil otherwise.
+	sock *sockio.Socket
+	br   *bufio.Reader // while in use; nil while idle
 
 	reused bool      // it served an exchange before, or waited in the pool
 	idleAt time.Time // when it was pooled, or handed to a waiting request
@@ -88,7 +92,23 @@ func newConn(t *Transport, nc net.Conn) *conn {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		c.raw, _ = tc.SyscallConn()
 	}
+	c.sock = sockio.Open(nc)
 	return c
+}
+
+// read and write use sock when there is one, else nc.
+func (c *conn) read(p []byte) (int, error) {
+	if c.sock != nil {
+		return c.sock.Read(p)
+	}
+	return c.nc.Read(p)
+}
+
+func (c *conn) write(p []byte) (int, error) {
+	if c.sock != nil {
+		return c.sock.Write(p)
+	}
+	return c.nc.Write(p)
 }
 
 // attach prepares a connection taken from the pool or just dialed for an
@@ -280,7 +300,7 @@ type connReader struct{ c *conn }
 func (r *connReader) Read(p []byte) (int, error) {
 	c := r.c
 	for {
-		n, err := c.nc.Read(p)
+		n, err := c.read(p)
 		if err == nil || !c.fast || !isTimeout(err) {
 			return n, err
 		}
@@ -338,7 +358,7 @@ func (c *conn) roundTrip(ctx context.Context, req *Request, buf []byte, f framin
 			c.setReadDeadline(time.Time{})
 		}
 	}
-	if n, err := c.nc.Write(buf); err != nil {
+	if n, err := c.write(buf); err != nil {
 		return nil, c.fail(ctx, fmt.Errorf("h1: writing request: %w", err)), c.reused && n == 0
 	}
 	if !keep {
@@ -693,5 +713,5 @@ type ResponseSpace struct {
 type upgraded struct{ c *conn }
 
 func (u *upgraded) Read(p []byte) (int, error)  { return u.c.br.Read(p) }
-func (u *upgraded) Write(p []byte) (int, error) { return u.c.nc.Write(p) }
+func (u *upgraded) Write(p []byte) (int, error) { return u.c.write(p) }
 func (u *upgraded) Close() error                { u.c.close(); return nil }
