@@ -175,6 +175,13 @@ func (c *Cache) forget() {
 	c.lines, c.gens, c.kept = c.lines[:0], c.gens[:0], false
 }
 
+// Kept reports whether the lines of the last head are kept for the next
+// one (after Release: whether the cache holds any). A caller that keeps
+// strings of those lines beyond them (a memo of how they were parsed)
+// keeps them only while this is true, so that it holds no more than the
+// cache does.
+func (c *Cache) Kept() bool { return c.kept }
+
 // Release drops the kept lines if they are more than a connection should
 // hold while it waits: those of a head larger than MaxKept, kept only for
 // the request that read it.

@@ -78,6 +78,9 @@ type conn struct {
 	// head reuses where a line repeats (most do: Server, Content-Type,
 	// Connection), so that parsing it allocates little or nothing.
 	lines linecache.Cache
+	// memo: how the last head's first field lines were split, so that a
+	// repeated line is not split and checked again (592 bytes).
+	memo fieldMemo
 
 	peek   [1]byte
 	peekFn func(fd uintptr) // c.peekFD, made once
@@ -433,7 +436,7 @@ func (c *conn) roundTrip(ctx context.Context, req *Request, buf []byte, f framin
 			noAnswer := informational == 0 && !isTimeout(err) && !c.aborted.Load()
 			return nil, c.fail(ctx, fmt.Errorf("h1: reading response: %w", err)), c.reused && noAnswer && replayable
 		}
-		h = head{dst: req.ResponseHeader, vals: vals, strip: req.StripHopByHop, lines: &c.lines}
+		h = head{dst: req.ResponseHeader, vals: vals, strip: req.StripHopByHop, lines: &c.lines, memo: &c.memo}
 		if err := c.readHead(&h); err != nil {
 			return nil, c.fail(ctx, err), false
 		}

@@ -165,22 +165,33 @@ func (c *memConn) SetWriteDeadline(time.Time) error { return nil }
 
 // FuzzParseHead checks the invariants of accepted response heads.
 func FuzzParseHead(f *testing.F) {
+	typical := "HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\n"
 	for _, s := range responseSeeds {
 		if i := strings.Index(s, "\r\n\r\n"); i >= 0 {
-			f.Add([]byte(s[:i+4]))
+			f.Add([]byte(typical), []byte(s[:i+4]))
+			f.Add([]byte(s[:i+4]), []byte(typical))
 		}
 	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		// Twice with one line cache: the second parse reuses the first's
-		// strings, and must read the same.
-		cache := new(linecache.Cache)
-		h := head{lines: cache}
+	f.Fuzz(func(t *testing.T, prev, data []byte) {
+		// data read alone, then after prev and again after itself with
+		// one line cache and field memo (as a connection reads its
+		// heads): the later parses reuse strings and split lines, and
+		// must read the same.
+		h := head{}
 		err := parseHead(data, &h)
-		again := head{lines: cache}
-		err2 := parseHead(data, &again)
-		if fmt.Sprint(err) != fmt.Sprint(err2) || !reflect.DeepEqual(h.header, again.header) ||
-			h.status != again.status || h.contentLength != again.contentLength {
-			t.Fatalf("%q read twice: %v %v, then %v %v", data, err, h.header, err2, again.header)
+		cache, memo := new(linecache.Cache), new(fieldMemo)
+		parseHead(prev, &head{lines: cache, memo: memo})
+		for _, when := range []string{"after prev", "twice"} {
+			again := head{lines: cache, memo: memo}
+			err2 := parseHead(data, &again)
+			if fmt.Sprint(err) != fmt.Sprint(err2) || !reflect.DeepEqual(h.header, again.header) ||
+				h.status != again.status || h.contentLength != again.contentLength || h.chunked != again.chunked ||
+				h.connClose != again.connClose || !reflect.DeepEqual(h.trailer, again.trailer) {
+				t.Fatalf("%q read %s: %v %v, then %v %v", data, when, err, h.header, err2, again.header)
+			}
+			if memo.hi > memoFields || memo.cur != 0 || !cache.Kept() && memo.hi != 0 {
+				t.Fatalf("memo holds %d lines (%d seen) with the line cache keeping: %v", memo.hi, memo.cur, cache.Kept())
+			}
 		}
 		if err != nil {
 			var pe *ProtocolError

@@ -36,6 +36,63 @@ type head struct {
 	// lines, if not nil, is the connection's cache of the last head's
 	// lines: the strings of the lines that repeat are reused.
 	lines *linecache.Cache
+	// memo, if not nil, is how the connection's last head's field lines
+	// were split: a line that repeats is not split and checked again.
+	memo *fieldMemo
+}
+
+// fieldMemo is how the first field lines of a connection's last head were
+// split (splitField), so that a line equal to the one at the same position
+// in the next head reuses the result instead of being split and checked
+// again. A backend repeats most lines (Server, Content-Type, Connection),
+// and linecache gives a repeated line the same string, so the comparison is
+// a length and a pointer check. It holds strings of the lines linecache
+// keeps, and only while it keeps them (see parseHead).
+type fieldMemo struct {
+	lines [memoFields]splitLine
+	hi    int // lines[:hi] may be set
+	cur   int // field lines of the head being parsed (at most memoFields)
+}
+
+// memoFields: the field lines remembered, the first ones of a head (a
+// backend's response head has 5 to 10).
+const memoFields = 12
+
+// splitLine is one field line and splitField's result for it.
+type splitLine struct{ line, key, value string }
+
+// split is splitField for the i-th field line of the head, through the
+// memo (which may be nil).
+func (m *fieldMemo) split(i int, line string) (key, value string, err error) {
+	if m == nil || i >= memoFields {
+		return splitField(line)
+	}
+	m.cur = i + 1
+	if e := &m.lines[i]; e.line == line {
+		return e.key, e.value, nil
+	}
+	if key, value, err = splitField(line); err != nil {
+		return "", "", err
+	}
+	m.lines[i] = splitLine{line, key, value}
+	m.hi = max(m.hi, i+1)
+	return key, value, nil
+}
+
+// keep ends a head's parse. When the line cache keeps the head's lines,
+// the memo keeps what it learnt of them (and forgets the lines of longer
+// heads before); otherwise it forgets everything, so that it never holds a
+// string the line cache let go.
+func (m *fieldMemo) keep(cached bool) {
+	n := m.cur
+	if !cached {
+		n = 0
+	}
+	if n < m.hi {
+		clear(m.lines[n:m.hi])
+		m.hi = n
+	}
+	m.cur = 0
 }
 
 // parseHead parses a complete response head b: the status line, the field
@@ -53,6 +110,9 @@ func parseHead(b []byte, h *head) error {
 	}
 	if h.lines != nil {
 		h.lines.Release() // a pooled connection keeps no large head
+	}
+	if h.memo != nil {
+		h.memo.keep(err == nil && h.lines != nil && h.lines.Kept())
 	}
 	return err
 }
@@ -197,7 +257,7 @@ func (fp *fieldParser) parse(line string, h *head) error {
 	if fp.fields++; fp.fields > maxFields {
 		return protoErr("too many header fields")
 	}
-	key, value, err := splitField(line)
+	key, value, err := h.memo.split(fp.fields-1, line)
 	if err != nil {
 		return err
 	}

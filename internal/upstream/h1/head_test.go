@@ -258,10 +258,10 @@ func FuzzTokenKey(f *testing.F) {
 }
 
 // TestParseHeadReuse: heads parsed one after the other with one line
-// cache, as a backend connection does, read as each does alone, whichever
-// lines repeat the last head's.
+// cache and field memo, as a backend connection does, read as each does
+// alone, whichever lines repeat the last head's.
 func TestParseHeadReuse(t *testing.T) {
-	cache := new(linecache.Cache)
+	cache, memo := new(linecache.Cache), new(fieldMemo)
 	for _, raw := range []string{
 		"HTTP/1.1 200 OK\r\nServer: s\r\nDate: d1\r\nContent-Length: 5\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nServer: s\r\nDate: d2\r\nContent-Length: 7\r\n\r\n",
@@ -271,13 +271,56 @@ func TestParseHeadReuse(t *testing.T) {
 		"HTTP/1.1 200 OK\r\nServer: s\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\nX-A: 2\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nServer: s\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nServer: s\r\nDate: d2\r\nContent-Length: 7\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nServer: s\r\nDate: d2\r\nContent-Length: 7\r\nConnection: close\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nServer: s\r\nDate: d2\r\nContent-Length: 7\r\nConnection: X-A\r\nX-A: 1\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nserver: s\r\nDate: d2\r\nContent-Length: 7\r\nConnection: X-A\r\nX-A: 1\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nServer: s\r\nDate: d2\r\nContent-Length: 7\r\nConnection: X-A\r\nX-A : 1\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nServer: s\r\nDate: d2\r\nContent-Length: 7\r\nConnection: X-A\r\nX-A: 1\r\n\r\n",
 	} {
-		alone, reused := head{}, head{lines: cache}
+		alone, reused := head{}, head{lines: cache, memo: memo}
 		errAlone, errReused := parseHead([]byte(raw), &alone), parseHead([]byte(raw), &reused)
 		if fmt.Sprint(errAlone) != fmt.Sprint(errReused) || !reflect.DeepEqual(alone.header, reused.header) ||
 			alone.contentLength != reused.contentLength || alone.chunked != reused.chunked {
 			t.Errorf("%q: alone %v %v, with the last heads' lines %v %v", raw, errAlone, alone.header, errReused, reused.header)
 		}
+	}
+}
+
+// TestFieldMemo: a field line equal to the one at its position in the last
+// head takes the memo's split instead of being split again, and the memo
+// keeps only lines the line cache keeps.
+func TestFieldMemo(t *testing.T) {
+	cache, memo := new(linecache.Cache), new(fieldMemo)
+	parse := func(raw string) http.Header {
+		t.Helper()
+		h := head{lines: cache, memo: memo}
+		if err := parseHead([]byte(raw), &h); err != nil {
+			t.Fatalf("%q: %v", raw, err)
+		}
+		return h.header
+	}
+	parse("HTTP/1.1 200 OK\r\nServer: a\r\nX-Id: 1\r\nContent-Length: 3\r\n\r\n")
+	if memo.hi != 3 {
+		t.Fatalf("after a head of 3 fields the memo holds %d", memo.hi)
+	}
+	// What the memo holds for a line is what that line reads as: planted
+	// here to see that it is used.
+	memo.lines[0].value = "from the memo"
+	h := parse("HTTP/1.1 200 OK\r\nServer: a\r\nX-Id: 2\r\nContent-Length: 3\r\nX-New: y\r\n\r\n")
+	if got := h.Get("Server"); got != "from the memo" {
+		t.Errorf("repeated line read as %q, not from the memo", got)
+	}
+	if h.Get("X-Id") != "2" || h.Get("X-New") != "y" {
+		t.Errorf("changed and new lines read as %v", h)
+	}
+	parse("HTTP/1.1 200 OK\r\nServer: a\r\n\r\n")
+	if memo.hi != 1 || memo.lines[1] != (splitLine{}) {
+		t.Errorf("after a head of 1 field the memo holds %d, and %v", memo.hi, memo.lines[1])
+	}
+	big := "HTTP/1.1 200 OK\r\nServer: a\r\nX-Big: " + strings.Repeat("b", linecache.MaxKept) + "\r\n\r\n"
+	parse(big)
+	if memo.hi != 0 || memo.lines[0] != (splitLine{}) {
+		t.Errorf("after a head the line cache does not keep, the memo holds %d", memo.hi)
 	}
 }
 
