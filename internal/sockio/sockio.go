@@ -155,8 +155,13 @@ func (s *Socket) write(fd uintptr) bool {
 	return true
 }
 
-// opError wraps err as net.Conn's Read and Write do.
+// opError wraps err as net.Conn's Read and Write do. An error of the
+// RawConn (a deadline, the connection closed) comes wrapped for its own
+// operation ("raw-read"), which is taken off.
 func (s *Socket) opError(op string, err error) error {
+	if oe, ok := err.(*net.OpError); ok {
+		err = oe.Err
+	}
 	la := s.nc.LocalAddr()
 	network := ""
 	if la != nil {

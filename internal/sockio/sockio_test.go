@@ -161,6 +161,9 @@ func checkTimeout(t *testing.T, op string, err error) {
 	if oe.Source == nil || oe.Addr == nil {
 		t.Errorf("%s: %v without the addresses", op, err)
 	}
+	if _, inner := oe.Err.(*net.OpError); inner {
+		t.Errorf("%s: %v wraps an error of the same kind", op, err)
+	}
 }
 
 // A closed connection and a reset one give net.Conn's errors.
