@@ -22,6 +22,12 @@
 // ../shared/bench can start it like the balancer:
 //
 //	evloop --host 127.0.0.1 --port 8080 -c backends.yaml -s round-robin
+//
+// EVLOOP_SPIN (a duration, such as 2.5us; default none) adds a busy wait
+// of that long to each request, so that the loop's latency can be compared
+// with a proxy's at the same CPU per request ("Where the tail comes from"
+// in docs/BENCHMARKS.md). It is an environment variable because the
+// harness passes only the standard arguments.
 package main
 
 import (
@@ -36,6 +42,7 @@ import (
 	"runtime"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/lbproject/load_balancer/internal/config"
 )
@@ -78,6 +85,12 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	if v := os.Getenv("EVLOOP_SPIN"); v != "" {
+		if p.spin, err = time.ParseDuration(v); err != nil {
+			fmt.Fprintln(os.Stderr, "evloop: EVLOOP_SPIN:", err)
+			os.Exit(2)
+		}
+	}
 	log.Fatal(p.serve())
 }
 
@@ -118,6 +131,7 @@ type proxy struct {
 	next      int     // round-robin position
 	sockets   []*socket
 	out       []byte
+	spin      time.Duration // busy wait added to each request (EVLOOP_SPIN)
 }
 
 // newProxy takes the listener's socket out of Go's poller (a duplicate,
@@ -351,6 +365,8 @@ func (p *proxy) onClient(c *socket) {
 			p.drop(c)
 		}
 		return
+	}
+	for start := time.Now(); p.spin > 0 && time.Since(start) < p.spin; {
 	}
 	b := p.backendConn()
 	if b == nil {

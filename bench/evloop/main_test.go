@@ -21,7 +21,13 @@ import (
 // X-Forwarded-For, and carries the response back (short, longer than its
 // buffer, chunked) on a kept-alive client connection, reusing its backend
 // connections.
-func TestEvloopProxies(t *testing.T) {
+func TestEvloopProxies(t *testing.T) { checkEvloopProxies(t, 0) }
+
+// TestEvloopSpin: with EVLOOP_SPIN's busy wait it proxies the same, and
+// each request takes at least the wait.
+func TestEvloopSpin(t *testing.T) { checkEvloopProxies(t, 20*time.Millisecond) }
+
+func checkEvloopProxies(t *testing.T, spin time.Duration) {
 	var backends []netip.AddrPort
 	var conns [2]atomic.Int32 // connections each backend accepted
 	for i := range 2 {
@@ -59,6 +65,7 @@ func TestEvloopProxies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.spin = spin
 	done := make(chan error)
 	go func() { done <- p.serve() }()
 	t.Cleanup(func() {
@@ -72,9 +79,13 @@ func TestEvloopProxies(t *testing.T) {
 	defer client.CloseIdleConnections()
 	paths := []string{"/a", "/b", "/large", "/chunked", "/c", "/large", "/chunked", "/d"}
 	for i, path := range paths {
+		start := time.Now()
 		res, err := client.Get("http://" + addr + path)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if took := time.Since(start); took < spin {
+			t.Errorf("request %d took %v, less than the busy wait of %v", i, took, spin)
 		}
 		body, err := io.ReadAll(res.Body)
 		res.Body.Close()
