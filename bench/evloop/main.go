@@ -85,13 +85,27 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	if v := os.Getenv("EVLOOP_SPIN"); v != "" {
-		if p.spin, err = time.ParseDuration(v); err != nil {
-			fmt.Fprintln(os.Stderr, "evloop: EVLOOP_SPIN:", err)
-			os.Exit(2)
-		}
+	if p.spin, err = parseSpin(os.Getenv("EVLOOP_SPIN")); err != nil {
+		fmt.Fprintln(os.Stderr, "evloop:", err)
+		os.Exit(2)
 	}
 	log.Fatal(p.serve())
+}
+
+// parseSpin reads EVLOOP_SPIN: empty for none, else a duration of zero or
+// more.
+func parseSpin(v string) (time.Duration, error) {
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err == nil && d < 0 {
+		err = errors.New("negative")
+	}
+	if err != nil {
+		return 0, fmt.Errorf("EVLOOP_SPIN=%q: want a duration such as 2.5us: %v", v, err)
+	}
+	return d, nil
 }
 
 type side uint8

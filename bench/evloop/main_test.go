@@ -27,6 +27,21 @@ func TestEvloopProxies(t *testing.T) { checkEvloopProxies(t, 0) }
 // each request takes at least the wait.
 func TestEvloopSpin(t *testing.T) { checkEvloopProxies(t, 20*time.Millisecond) }
 
+// TestParseSpin: EVLOOP_SPIN takes a duration, none when empty, and
+// refuses what is not one or is negative.
+func TestParseSpin(t *testing.T) {
+	for v, want := range map[string]time.Duration{"": 0, "2.5us": 2500 * time.Nanosecond, "0": 0} {
+		if got, err := parseSpin(v); got != want || err != nil {
+			t.Errorf("parseSpin(%q) = %v, %v; want %v", v, got, err, want)
+		}
+	}
+	for _, v := range []string{"-1us", "fast", "5"} {
+		if _, err := parseSpin(v); err == nil {
+			t.Errorf("parseSpin(%q): no error", v)
+		}
+	}
+}
+
 func checkEvloopProxies(t *testing.T, spin time.Duration) {
 	var backends []netip.AddrPort
 	var conns [2]atomic.Int32 // connections each backend accepted

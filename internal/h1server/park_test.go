@@ -56,14 +56,15 @@ func serveParking(t *testing.T, s *Server) (addr string, ballast int) {
 }
 
 // readingInLoop counts the goroutines that wait for a connection's next
-// request in a read (not parked, not in waitIdle): through net.Conn, or
-// through a RawConn read function (sockio).
+// request in a read (not parked, not in waitIdle or waitReadable): through
+// a sockio.Socket, or through net.Conn where there is none.
 func readingInLoop() int {
 	buf := make([]byte, 1<<20)
 	buf = buf[:runtime.Stack(buf, true)]
 	n := 0
 	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, inLoop) && (strings.Contains(g, "internal/poll.(*FD).Read(") || strings.Contains(g, "internal/poll.(*FD).RawRead(")) && !strings.Contains(g, "(*conn).waitIdle") {
+		if strings.Contains(g, inLoop) && (strings.Contains(g, "internal/poll.(*FD).Read(") || strings.Contains(g, "sockio.(*Socket).Read(")) &&
+			!strings.Contains(g, "(*conn).waitIdle") && !strings.Contains(g, "(*conn).waitReadable") {
 			n++
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -130,4 +132,23 @@ func (r *rawClient) sendWithContinue(method, head, body string) resp {
 	}
 	r.send(body)
 	return r.read(method)
+}
+
+// TestPlainConnectionsUseSockio: a client's plain TCP connection is read
+// and written through a sockio.Socket where the system has one (Linux).
+func TestPlainConnectionsUseSockio(t *testing.T) {
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })}
+	c := newRaw(t, serve(t, s))
+	c.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	c.readBodies("ok")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.conns) != 1 {
+		t.Fatalf("%d connections, want 1", len(s.conns))
+	}
+	for sc := range s.conns {
+		if got, want := sc.sock != nil, runtime.GOOS == "linux"; got != want {
+			t.Errorf("connection read through a sockio.Socket: %v, want %v on %s", got, want, runtime.GOOS)
+		}
+	}
 }

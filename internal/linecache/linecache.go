@@ -25,6 +25,7 @@ package linecache
 import (
 	"bytes"
 	"strings"
+	"unsafe"
 )
 
 // MaxKept is the largest head (in bytes) whose lines are kept for the next
@@ -181,6 +182,26 @@ func (c *Cache) forget() {
 // keeps them only while this is true, so that it holds no more than the
 // cache does.
 func (c *Cache) Kept() bool { return c.kept }
+
+// Holds reports whether s is one of the kept lines, or part of one (the
+// same bytes in memory, not only equal ones): for a caller's tests that
+// it keeps no string the cache has let go.
+func (c *Cache) Holds(s string) bool {
+	if s == "" {
+		return true
+	}
+	p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+	for _, l := range c.lines {
+		if l == "" {
+			continue
+		}
+		start := uintptr(unsafe.Pointer(unsafe.StringData(l)))
+		if p >= start && p+uintptr(len(s)) <= start+uintptr(len(l)) {
+			return true
+		}
+	}
+	return false
+}
 
 // Release drops the kept lines if they are more than a connection should
 // hold while it waits: those of a head larger than MaxKept, kept only for

@@ -2,30 +2,9 @@
 
 package sockio
 
-import (
-	"syscall"
-	"unsafe"
-)
+import "syscall"
 
 const supported = true
-
-// rawRead is read(2) without telling the scheduler: fd is non-blocking.
-func rawRead(fd uintptr, p []byte) (int, syscall.Errno) {
-	n, _, errno := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-	if raceEnabled && errno == 0 {
-		raceRead(p[:n])
-	}
-	return int(n), errno
-}
-
-// rawWrite is write(2) without telling the scheduler: fd is non-blocking.
-func rawWrite(fd uintptr, p []byte) (int, syscall.Errno) {
-	if raceEnabled {
-		raceWrite(p)
-	}
-	n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-	return int(n), errno
-}
 
 // ReadFD reads the non-blocking socket fd once, as syscall.Read does but
 // without telling the scheduler: for code that reads inside a
@@ -39,4 +18,15 @@ func ReadFD(fd uintptr, p []byte) (int, error) {
 		return -1, errno
 	}
 	return n, nil
+}
+
+// nonBlocking reports whether the socket is in non-blocking mode, as the
+// net package leaves it (File switches it to blocking).
+func nonBlocking(rc syscall.RawConn) bool {
+	ok := false
+	rc.Control(func(fd uintptr) {
+		flags, _, errno := syscall.Syscall(syscall.SYS_FCNTL, fd, syscall.F_GETFL, 0)
+		ok = errno == 0 && flags&syscall.O_NONBLOCK != 0
+	})
+	return ok
 }

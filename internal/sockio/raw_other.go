@@ -10,3 +10,5 @@ const supported = false
 
 func rawRead(uintptr, []byte) (int, syscall.Errno)  { return 0, syscall.ENOSYS }
 func rawWrite(uintptr, []byte) (int, syscall.Errno) { return 0, syscall.ENOSYS }
+
+func nonBlocking(syscall.RawConn) bool { return false }

@@ -1,24 +1,31 @@
-// Package sockio reads and writes a connected TCP or Unix socket with raw
-// system calls, and waits through Go's poller only when the socket is not
-// ready.
+// Package sockio reads and writes a connected TCP or Unix stream socket
+// with raw system calls, and waits through Go's poller only when the
+// socket is not ready.
 //
 // Why: net.Conn enters every read and write through syscall.Syscall, which
 // tells the scheduler that the goroutine may block (entersyscall and
 // exitsyscall). A socket of the net package is non-blocking and never
 // blocks: a read or write that cannot go on returns EAGAIN, and the
 // goroutine then waits in the poller, as it does here. A raw system call
-// keeps the processor meanwhile; each one is short (a write moves at most
+// keeps the processor meanwhile; each one is short (it moves at most
 // MaxRawWrite bytes), so the scheduler loses nothing it would have used.
 // Measured: a small write and its read over loopback 2.1 → 1.8 µs
 // (BenchmarkReadWrite); in the proxy, whose requests make four or five
 // such calls, entersyscall and exitsyscall were 1.25 % of the CPU at 64
-// connections, and the gain is about 1 % (docs/BENCHMARKS.md).
+// connections and are gone, a gain within this machine's noise in an A/B
+// (+0.8 %, docs/BENCHMARKS.md).
 //
-// A Socket has the net.Conn semantics of Read and Write: deadlines set on
-// the connection apply, a read of nothing returns io.EOF, and errors are
-// *net.OpError values as net.Conn's are. One Read and one Write may run at
-// the same time; two Reads (or two Writes) at once may not, as with a
-// bufio.Reader.
+// A Socket reads and writes as net.Conn does: deadlines set on the
+// connection apply, a read of nothing returns io.EOF, and errors are
+// *net.OpError values as net.Conn's are. Unlike net.Conn, it is not for
+// concurrent use in one direction: one Read and one Write may run at the
+// same time, but not two Reads (or two Writes) at once, as with a
+// bufio.Reader. A call with an empty buffer returns 0, nil at once, even
+// on a closed connection.
+//
+// The socket must stay non-blocking (Open checks it): a raw read of a
+// blocking socket would wait holding the processor, past any deadline.
+// Nothing may switch it to blocking mode afterwards, as File does.
 package sockio
 
 import (
@@ -28,9 +35,10 @@ import (
 	"syscall"
 )
 
-// MaxRawWrite bounds the bytes a Socket hands to one write system call, so
-// that a large write (the kernel copies it into the send buffer) holds the
-// processor no longer than a small one does: 64 KiB, a few tens of µs.
+// MaxRawWrite bounds the bytes a Socket hands to one write system call (64
+// KiB, a few tens of µs of copying into the send buffer), so that no single
+// system call the scheduler does not know about is long. A larger Write
+// makes several, and keeps the processor until the send buffer is full.
 const MaxRawWrite = 64 << 10
 
 // Socket is a socket read and written with raw system calls. Its zero
@@ -47,13 +55,15 @@ type Socket struct {
 	wbuf   []byte
 	wn     int
 	werrno syscall.Errno
+	wzero  bool // a write system call wrote nothing and said nothing
 
 	readFn, writeFn func(fd uintptr) bool // method values, made once
 }
 
-// Open returns a Socket over nc when nc is a plain TCP or Unix socket on a
-// system where raw reads and writes are supported (Linux); otherwise nil
-// (TLS, pipes, other systems), and the caller keeps using nc.
+// Open returns a Socket over nc when nc is a plain, non-blocking TCP or
+// Unix stream socket on a system where raw reads and writes are supported
+// (Linux); otherwise nil (TLS, pipes, datagram sockets, other systems), and
+// the caller keeps using nc.
 func Open(nc net.Conn) *Socket {
 	if !supported {
 		return nil
@@ -63,12 +73,15 @@ func Open(nc net.Conn) *Socket {
 	case *net.TCPConn:
 		sc = c
 	case *net.UnixConn:
+		if a := c.LocalAddr(); a == nil || a.Network() != "unix" {
+			return nil // unixgram, unixpacket: a read of nothing is no EOF
+		}
 		sc = c
 	default:
 		return nil
 	}
 	rc, err := sc.SyscallConn()
-	if err != nil {
+	if err != nil || !nonBlocking(rc) {
 		return nil
 	}
 	s := &Socket{nc: nc, rc: rc}
@@ -123,7 +136,7 @@ func (s *Socket) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	s.wbuf, s.wn, s.werrno = p, 0, 0
+	s.wbuf, s.wn, s.werrno, s.wzero = p, 0, 0, false
 	err := s.rc.Write(s.writeFn)
 	n, errno := s.wn, s.werrno
 	s.wbuf = nil
@@ -132,6 +145,8 @@ func (s *Socket) Write(p []byte) (int, error) {
 		return n, s.opError("write", err)
 	case errno != 0:
 		return n, s.opError("write", os.NewSyscallError("write", errno))
+	case s.wzero:
+		return n, s.opError("write", io.ErrUnexpectedEOF)
 	}
 	return n, nil
 }
@@ -143,6 +158,10 @@ func (s *Socket) write(fd uintptr) bool {
 		n, errno := rawWrite(fd, s.wbuf[s.wn:min(len(s.wbuf), s.wn+MaxRawWrite)])
 		switch errno {
 		case 0:
+			if n == 0 { // never for a socket; as internal/poll, no endless loop
+				s.wzero = true
+				return true
+			}
 			s.wn += n
 		case syscall.EINTR:
 		case syscall.EAGAIN:

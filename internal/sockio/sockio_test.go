@@ -69,6 +69,30 @@ func TestOpenOnlyPlainSockets(t *testing.T) {
 	if Open(u) == nil {
 		t.Error("Unix connection: no Socket")
 	}
+
+	// A datagram socket: a read of nothing is an empty datagram, not EOF.
+	dpath := filepath.Join(t.TempDir(), "d")
+	dl, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: dpath, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dl.Close()
+	if Open(dl) != nil {
+		t.Error("unixgram socket: a Socket that would read an empty datagram as EOF")
+	}
+
+	// A socket switched to blocking mode (File's Fd does it, for the
+	// duplicate and the original alike): a raw read would block.
+	c, _ := tcpPair(t)
+	f, err := c.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.Fd()
+	if Open(c) != nil {
+		t.Error("blocking socket: a Socket whose reads would block holding the processor")
+	}
 }
 
 // A read waits for the peer's bytes, gets what was written, and io.EOF

@@ -192,6 +192,7 @@ func FuzzParseHead(f *testing.F) {
 			if memo.hi > memoFields || memo.cur != 0 || !cache.Kept() && memo.hi != 0 {
 				t.Fatalf("memo holds %d lines (%d seen) with the line cache keeping: %v", memo.hi, memo.cur, cache.Kept())
 			}
+			checkMemoHeld(t, memo, cache)
 		}
 		if err != nil {
 			var pe *ProtocolError

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/lbproject/load_balancer/internal/linecache"
 )
@@ -42,12 +43,13 @@ type head struct {
 }
 
 // fieldMemo is how the first field lines of a connection's last head were
-// split (splitField), so that a line equal to the one at the same position
-// in the next head reuses the result instead of being split and checked
-// again. A backend repeats most lines (Server, Content-Type, Connection),
-// and linecache gives a repeated line the same string, so the comparison is
-// a length and a pointer check. It holds strings of the lines linecache
-// keeps, and only while it keeps them (see parseHead).
+// split (splitField), so that a line that repeats the one at the same
+// position in the last head reuses the result instead of being split and
+// checked again. A backend repeats most lines (Server, Content-Type,
+// Connection), and linecache gives a repeated line the last head's string:
+// the memo's test is that string, a length and a pointer check. It holds
+// strings of the lines linecache keeps, and only while it keeps them (see
+// parseHead).
 type fieldMemo struct {
 	lines [memoFields]splitLine
 	hi    int // lines[:hi] may be set
@@ -68,7 +70,10 @@ func (m *fieldMemo) split(i int, line string) (key, value string, err error) {
 		return splitField(line)
 	}
 	m.cur = i + 1
-	if e := &m.lines[i]; e.line == line {
+	// The same string, not only equal bytes: a line the line cache
+	// copied anew (it does when too many lines changed) is split again,
+	// so that the memo holds only strings the cache holds.
+	if e := &m.lines[i]; len(e.line) == len(line) && unsafe.StringData(e.line) == unsafe.StringData(line) {
 		return e.key, e.value, nil
 	}
 	if key, value, err = splitField(line); err != nil {

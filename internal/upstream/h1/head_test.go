@@ -322,6 +322,30 @@ func TestFieldMemo(t *testing.T) {
 	if memo.hi != 0 || memo.lines[0] != (splitLine{}) {
 		t.Errorf("after a head the line cache does not keep, the memo holds %d", memo.hi)
 	}
+
+	// Heads whose changing lines make the cache copy repeated lines anew
+	// (their strings then come from several copies): the memo follows,
+	// holding none of the strings the cache let go.
+	for i := range 6 {
+		parse(fmt.Sprintf("HTTP/1.1 200 OK\r\nServer: a\r\nDate: d%d\r\nX-Id: %d\r\nContent-Length: 3\r\n\r\n", i, i/2))
+		checkMemoHeld(t, memo, cache)
+	}
+}
+
+// checkMemoHeld fails if the memo holds a line or value the line cache
+// does not hold.
+func checkMemoHeld(t testing.TB, memo *fieldMemo, cache *linecache.Cache) {
+	t.Helper()
+	for i, e := range memo.lines[:memo.hi] {
+		if !cache.Holds(e.line) || !cache.Holds(e.value) {
+			t.Fatalf("memo line %d %q is not one the line cache holds", i, e.line)
+		}
+	}
+	for i, e := range memo.lines[memo.hi:] {
+		if e != (splitLine{}) {
+			t.Fatalf("memo slot %d past its %d lines holds %q", memo.hi+i, memo.hi, e.line)
+		}
+	}
 }
 
 // FuzzHeadEnd checks headEnd, which jumps from line end to line end,

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -1076,5 +1077,30 @@ func TestResponseValuesInCallersSpace(t *testing.T) {
 		if inRoom := &v[0] == &vals[0]; inRoom != (room > 0) {
 			t.Errorf("room %d: value kept in ResponseValues: %v", room, inRoom)
 		}
+	}
+}
+
+// TestPlainConnectionsUseSockio: a plain TCP connection to a backend is
+// read and written through a sockio.Socket where the system has one (Linux).
+func TestPlainConnectionsUseSockio(t *testing.T) {
+	s := testbackend.Raw(t, func(c net.Conn, br *bufio.Reader) {
+		for {
+			if _, err := readHeadString(br); err != nil {
+				return
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	tr := newTestTransport(t, s.Addr)
+	if _, _, err := do(t, tr, &Request{Method: "GET", Target: "/", Host: "b.test"}); err != nil {
+		t.Fatal(err)
+	}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if len(tr.idle) != 1 {
+		t.Fatalf("%d idle connections, want 1", len(tr.idle))
+	}
+	if got, want := tr.idle[0].sock != nil, runtime.GOOS == "linux"; got != want {
+		t.Errorf("connection read through a sockio.Socket: %v, want %v on %s", got, want, runtime.GOOS)
 	}
 }
