@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"unsafe"
 
 	"github.com/lbproject/load_balancer/internal/linecache"
 )
@@ -43,61 +42,19 @@ type head struct {
 }
 
 // fieldMemo is how the first field lines of a connection's last head were
-// split (splitField), so that a line that repeats the one at the same
-// position in the last head reuses the result instead of being split and
-// checked again. A backend repeats most lines (Server, Content-Type,
-// Connection), and linecache gives a repeated line the last head's string:
-// the memo's test is that string, a length and a pointer check. It holds
-// strings of the lines linecache keeps, and only while it keeps them (see
-// parseHead).
-type fieldMemo struct {
-	lines [memoFields]splitLine
-	hi    int // lines[:hi] may be set
-	cur   int // field lines of the head being parsed (at most memoFields)
-}
+// split (splitField), so that a line that repeats the one at its position
+// in the last head (the same string, see linecache.Memo) reuses the name
+// and value instead of being split and checked again. A backend repeats
+// most lines (Server, Content-Type, Content-Length, Connection).
+type fieldMemo = linecache.Memo[field]
 
-// memoFields: the field lines remembered, the first ones of a head (a
-// backend's response head has 5 to 10).
-const memoFields = 12
+// field is a field line split into its canonical name and its value.
+type field struct{ key, value string }
 
-// splitLine is one field line and splitField's result for it.
-type splitLine struct{ line, key, value string }
-
-// split is splitField for the i-th field line of the head, through the
-// memo (which may be nil).
-func (m *fieldMemo) split(i int, line string) (key, value string, err error) {
-	if m == nil || i >= memoFields {
-		return splitField(line)
-	}
-	m.cur = i + 1
-	// The same string, not only equal bytes: a line the line cache
-	// copied anew (it does when too many lines changed) is split again,
-	// so that the memo holds only strings the cache holds.
-	if e := &m.lines[i]; len(e.line) == len(line) && unsafe.StringData(e.line) == unsafe.StringData(line) {
-		return e.key, e.value, nil
-	}
-	if key, value, err = splitField(line); err != nil {
-		return "", "", err
-	}
-	m.lines[i] = splitLine{line, key, value}
-	m.hi = max(m.hi, i+1)
-	return key, value, nil
-}
-
-// keep ends a head's parse. When the line cache keeps the head's lines,
-// the memo keeps what it learnt of them (and forgets the lines of longer
-// heads before); otherwise it forgets everything, so that it never holds a
-// string the line cache let go.
-func (m *fieldMemo) keep(cached bool) {
-	n := m.cur
-	if !cached {
-		n = 0
-	}
-	if n < m.hi {
-		clear(m.lines[n:m.hi])
-		m.hi = n
-	}
-	m.cur = 0
+// splitToField is splitField for fieldMemo.Parse.
+func splitToField(line string) (field, error) {
+	key, value, err := splitField(line)
+	return field{key, value}, err
 }
 
 // parseHead parses a complete response head b: the status line, the field
@@ -117,7 +74,7 @@ func parseHead(b []byte, h *head) error {
 		h.lines.Release() // a pooled connection keeps no large head
 	}
 	if h.memo != nil {
-		h.memo.keep(err == nil && h.lines != nil && h.lines.Kept())
+		h.memo.End(err == nil && h.lines != nil && h.lines.Kept())
 	}
 	return err
 }
@@ -262,10 +219,11 @@ func (fp *fieldParser) parse(line string, h *head) error {
 	if fp.fields++; fp.fields > maxFields {
 		return protoErr("too many header fields")
 	}
-	key, value, err := h.memo.split(fp.fields-1, line)
+	f, err := h.memo.Parse(fp.fields-1, line, splitToField)
 	if err != nil {
 		return err
 	}
+	key, value := f.key, f.value
 	switch key {
 	case "Content-Length":
 		n, err := parseContentLength(value)

@@ -286,9 +286,9 @@ func TestParseHeadReuse(t *testing.T) {
 	}
 }
 
-// TestFieldMemo: a field line equal to the one at its position in the last
-// head takes the memo's split instead of being split again, and the memo
-// keeps only lines the line cache keeps.
+// TestFieldMemo: a field line that repeats the one at its position in the
+// last head takes the memo's split instead of being split again, and the
+// memo holds only strings the line cache holds.
 func TestFieldMemo(t *testing.T) {
 	cache, memo := new(linecache.Cache), new(fieldMemo)
 	parse := func(raw string) http.Header {
@@ -297,38 +297,33 @@ func TestFieldMemo(t *testing.T) {
 		if err := parseHead([]byte(raw), &h); err != nil {
 			t.Fatalf("%q: %v", raw, err)
 		}
+		checkMemoHeld(t, memo, cache)
 		return h.header
 	}
 	parse("HTTP/1.1 200 OK\r\nServer: a\r\nX-Id: 1\r\nContent-Length: 3\r\n\r\n")
-	if memo.hi != 3 {
-		t.Fatalf("after a head of 3 fields the memo holds %d", memo.hi)
+	if memo.Len() != 3 {
+		t.Fatalf("after a head of 3 fields the memo holds %d", memo.Len())
 	}
-	// What the memo holds for a line is what that line reads as: planted
-	// here to see that it is used.
-	memo.lines[0].value = "from the memo"
+	// What the memo holds for a line is what that line reads as: a value
+	// planted here (a part of the line, as the memo's values are) shows
+	// that it is used.
+	line, f := memo.At(0)
+	memo.Put(0, line, field{f.key, line[:len("Server")]})
 	h := parse("HTTP/1.1 200 OK\r\nServer: a\r\nX-Id: 2\r\nContent-Length: 3\r\nX-New: y\r\n\r\n")
-	if got := h.Get("Server"); got != "from the memo" {
+	if got := h.Get("Server"); got != "Server" {
 		t.Errorf("repeated line read as %q, not from the memo", got)
 	}
 	if h.Get("X-Id") != "2" || h.Get("X-New") != "y" {
 		t.Errorf("changed and new lines read as %v", h)
 	}
-	parse("HTTP/1.1 200 OK\r\nServer: a\r\n\r\n")
-	if memo.hi != 1 || memo.lines[1] != (splitLine{}) {
-		t.Errorf("after a head of 1 field the memo holds %d, and %v", memo.hi, memo.lines[1])
-	}
-	big := "HTTP/1.1 200 OK\r\nServer: a\r\nX-Big: " + strings.Repeat("b", linecache.MaxKept) + "\r\n\r\n"
-	parse(big)
-	if memo.hi != 0 || memo.lines[0] != (splitLine{}) {
-		t.Errorf("after a head the line cache does not keep, the memo holds %d", memo.hi)
-	}
-
-	// Heads whose changing lines make the cache copy repeated lines anew
-	// (their strings then come from several copies): the memo follows,
-	// holding none of the strings the cache let go.
+	// Heads whose changing lines make the cache copy repeated lines anew,
+	// and one the cache does not keep.
 	for i := range 6 {
 		parse(fmt.Sprintf("HTTP/1.1 200 OK\r\nServer: a\r\nDate: d%d\r\nX-Id: %d\r\nContent-Length: 3\r\n\r\n", i, i/2))
-		checkMemoHeld(t, memo, cache)
+	}
+	parse("HTTP/1.1 200 OK\r\nServer: a\r\nX-Big: " + strings.Repeat("b", linecache.MaxKept) + "\r\n\r\n")
+	if memo.Len() != 0 {
+		t.Errorf("after a head the line cache does not keep, the memo holds %d lines", memo.Len())
 	}
 }
 
@@ -336,14 +331,9 @@ func TestFieldMemo(t *testing.T) {
 // does not hold.
 func checkMemoHeld(t testing.TB, memo *fieldMemo, cache *linecache.Cache) {
 	t.Helper()
-	for i, e := range memo.lines[:memo.hi] {
-		if !cache.Holds(e.line) || !cache.Holds(e.value) {
-			t.Fatalf("memo line %d %q is not one the line cache holds", i, e.line)
-		}
-	}
-	for i, e := range memo.lines[memo.hi:] {
-		if e != (splitLine{}) {
-			t.Fatalf("memo slot %d past its %d lines holds %q", memo.hi+i, memo.hi, e.line)
+	for i := range memo.Len() {
+		if line, f := memo.At(i); !cache.Holds(line) || !cache.Holds(f.value) {
+			t.Fatalf("memo line %d %q is not one the line cache holds", i, line)
 		}
 	}
 }
