@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lbproject/load_balancer/internal/linecache"
 )
 
 // benchBody is the 100-byte body of BenchmarkServer's responses.
@@ -109,3 +111,40 @@ func readBenchResponse(br *bufio.Reader) error {
 type errBench string
 
 func (e errBench) Error() string { return string(e) }
+
+// BenchmarkParseFast measures the fast parser on a browser's request head
+// (13 field lines): as a connection's first head, and repeated (the
+// connection's last head had the same lines) with the line cache only and
+// with the field memo too, as connections parse.
+func BenchmarkParseFast(b *testing.B) {
+	raw := []byte("GET /app/page?x=1 HTTP/1.1\r\nHost: www.example.com\r\n" +
+		"User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0\r\n" +
+		"Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\n" +
+		"Accept-Language: en-US,en;q=0.5\r\nAccept-Encoding: gzip, deflate, br\r\nConnection: keep-alive\r\n" +
+		"Cookie: session=abcdef0123456789; theme=dark\r\nUpgrade-Insecure-Requests: 1\r\n" +
+		"Sec-Fetch-Dest: document\r\nSec-Fetch-Mode: navigate\r\nSec-Fetch-Site: same-origin\r\n" +
+		"Priority: u=0, i\r\nDNT: 1\r\n\r\n")
+	for _, tc := range []struct {
+		name        string
+		cache, memo bool
+	}{{"first", false, false}, {"repeated-cache", true, false}, {"repeated-memo", true, true}} {
+		b.Run(tc.name, func(b *testing.B) {
+			header, vals := make(http.Header, 16), make([]string, 16)
+			cache, memo := new(linecache.Cache), new(fieldMemo)
+			if !tc.memo {
+				memo = nil
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if !tc.cache {
+					cache = new(linecache.Cache)
+				}
+				clear(header)
+				var h fastHead
+				if !parseFast(raw, &h, header, vals, cache, memo) {
+					b.Fatal("not taken by the fast path")
+				}
+			}
+		})
+	}
+}

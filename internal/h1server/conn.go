@@ -75,6 +75,7 @@ type conn struct {
 	reqHeader http.Header
 	vals      [32]string
 	lines     linecache.Cache // the last head's lines, reused where they repeat
+	memo      *fieldMemo      // how their field lines were split; nil while lean
 	url       url.URL
 	freq      *http.Request  // made once, with rctx as its context
 	freqZero  http.Request   // freq as made: every field zero but the context
@@ -370,7 +371,22 @@ func (c *conn) finish() {
 		c.br.Reset(nil)
 		readers.Put(c.br)
 	}
+	c.putMemo()
 }
+
+// putMemo gives the field memo back to its pool, empty.
+func (c *conn) putMemo() {
+	if c.memo != nil {
+		c.memo.End(false)
+		fieldMemos.Put(c.memo)
+		c.memo = nil
+	}
+}
+
+// fieldMemos are the field memos of connections that do not use theirs:
+// one that waits lean (parked) or has ended gives its memo back (768
+// bytes), and a parked one splits its next head's lines anew.
+var fieldMemos = sync.Pool{New: func() any { return new(fieldMemo) }}
 
 // leaveParker takes the connection, about to be handed to another owner
 // (hijacked by a handler, or handed to the HTTP/2 server), out of the
@@ -422,6 +438,7 @@ func (c *conn) waitIdle() error {
 		headerMaps.Put(c.reqHeader)
 		c.reqHeader = nil
 	}
+	c.putMemo()
 	c.vals = [len(c.vals)]string{}
 	c.url, c.fast = url.URL{}, fastHead{} // (the loop released the line cache)
 	if c.freq != nil {
@@ -726,7 +743,10 @@ func (c *conn) readRequest(first bool) (req *http.Request, hosts hostFields, err
 	clear(c.reqHeader) // the last request's fields
 	f := &c.fast
 	*f = fastHead{}
-	if parseFast(buffered, f, c.reqHeader, c.vals[:], &c.lines) {
+	if c.memo == nil {
+		c.memo = fieldMemos.Get().(*fieldMemo)
+	}
+	if parseFast(buffered, f, c.reqHeader, c.vals[:], &c.lines, c.memo) {
 		if f.size > s.maxHeaderBytes() {
 			return nil, hostFields{}, c.headTooLarge(buffered)
 		}

@@ -2,6 +2,7 @@ package h1server
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net/http"
 	"net/textproto"
@@ -50,7 +51,39 @@ const maxFastFields = 100
 // strings made by cache (the connection's: a line that repeats the last
 // head's costs no allocation). It reports false, with header possibly
 // half-filled, for anything it does not take.
-func parseFast(b []byte, h *fastHead, header http.Header, vals []string, cache *linecache.Cache) bool {
+//
+// memo, if not nil, is the connection's memo of how its last head's field
+// lines were split: a line that repeats is not split and checked again (a
+// browser repeats Host, User-Agent, Accept*, Cookie... in every request).
+func parseFast(b []byte, h *fastHead, header http.Header, vals []string, cache *linecache.Cache, memo *fieldMemo) bool {
+	ok := parseFastInto(b, h, header, vals, cache, memo)
+	if memo != nil {
+		memo.End(ok && cache.Kept())
+	}
+	return ok
+}
+
+// fieldMemo keeps how a connection's last request head's field lines
+// were split (see linecache.Memo).
+type fieldMemo = linecache.Memo[field]
+
+// field is a field line split into its canonical name and its value.
+type field struct{ key, value string }
+
+// errNotFast: a line the fast parser leaves to net/http's.
+var errNotFast = errors.New("h1server: a field line for net/http's parser")
+
+// splitToField is splitFastField for fieldMemo.Parse, with the name made
+// canonical.
+func splitToField(line string) (field, error) {
+	name, value, ok := splitFastField(line)
+	if !ok {
+		return field{}, errNotFast
+	}
+	return field{textproto.CanonicalMIMEHeaderKey(name), value}, nil
+}
+
+func parseFastInto(b []byte, h *fastHead, header http.Header, vals []string, cache *linecache.Cache, memo *fieldMemo) bool {
 	end := bytes.Index(b, []byte("\r\n\r\n"))
 	if end < 0 {
 		return false
@@ -62,15 +95,15 @@ func parseFast(b []byte, h *fastHead, header http.Header, vals []string, cache *
 		return false
 	}
 	var connection []string
-	for _, line := range lines[1:] {
+	for i, line := range lines[1:] {
 		if !crlf(line) {
 			return false // a bare LF: net/http's business
 		}
-		name, value, ok := splitFastField(line[:len(line)-1])
-		if !ok {
+		f, err := memo.Parse(i, line[:len(line)-1], splitToField)
+		if err != nil {
 			return false
 		}
-		key := textproto.CanonicalMIMEHeaderKey(name)
+		key, value := f.key, f.value
 		switch key {
 		case "Host":
 			if h.hosts++; h.hosts > 1 {

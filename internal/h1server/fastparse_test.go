@@ -59,18 +59,28 @@ func FuzzFastParse(f *testing.F) {
 
 func checkFastParse(t *testing.T, data []byte) (accepted bool) {
 	t.Helper()
-	// Twice with one cache: the second parse reuses the strings of the
-	// first's lines (linecache), and must read the same.
-	cache := new(linecache.Cache)
-	for pass := range 2 {
+	// Three times with one line cache and field memo, as a connection
+	// reads its heads: alone, after another head, and after itself (its
+	// lines' strings and splits reused); each must read the same.
+	cache, memo := new(linecache.Cache), new(fieldMemo)
+	for pass := range 3 {
+		if pass == 1 {
+			other := []byte("GET /o HTTP/1.1\r\nHost: a\r\nUser-Agent: u\r\nAccept: */*\r\nCookie: c=1\r\n\r\n")
+			parseFast(other, new(fastHead), make(http.Header), nil, cache, memo)
+		}
 		var h fastHead
 		header := make(http.Header)
 		vals := make([]string, 4) // short, so that both ways of storing a value run
-		ok := parseFast(data, &h, header, vals, cache)
+		ok := parseFast(data, &h, header, vals, cache, memo)
+		for i := range memo.Len() {
+			if line, f := memo.At(i); !cache.Holds(line) || !cache.Holds(f.value) {
+				t.Fatalf("after %q the memo holds line %d %q, which the line cache does not", data, i, line)
+			}
+		}
 		if pass == 0 {
 			accepted = ok
 		} else if ok != accepted {
-			t.Fatalf("fast path took %q: %v, then with its lines cached: %v", data, accepted, ok)
+			t.Fatalf("fast path took %q: %v, then (pass %d) with its lines cached: %v", data, accepted, pass, ok)
 		}
 		if !ok {
 			return false
@@ -137,5 +147,36 @@ func TestFixedBody(t *testing.T) {
 		if string(got) != tc.want || err != tc.err {
 			t.Errorf("%q, length %d: read %q, %v; want %q, %v", tc.input, tc.n, got, err, tc.want, tc.err)
 		}
+	}
+}
+
+// TestFastParseMemo: a field line that repeats the one at its position in
+// the connection's last head takes the memo's split, and after a head the
+// line cache does not keep, the memo holds nothing.
+func TestFastParseMemo(t *testing.T) {
+	cache, memo := new(linecache.Cache), new(fieldMemo)
+	parse := func(raw string) http.Header {
+		t.Helper()
+		header := make(http.Header)
+		if !parseFast([]byte(raw), new(fastHead), header, nil, cache, memo) {
+			t.Fatalf("fast path did not take %q", raw)
+		}
+		return header
+	}
+	parse("GET / HTTP/1.1\r\nHost: a\r\nUser-Agent: u1\r\nAccept: */*\r\n\r\n")
+	if memo.Len() != 3 {
+		t.Fatalf("after a head of 3 fields the memo holds %d", memo.Len())
+	}
+	// A value planted (a part of the line, as the memo's values are)
+	// shows that the memo is used.
+	line, f := memo.At(2)
+	memo.Put(2, line, field{f.key, line[:len("Accept")]})
+	h := parse("GET /2 HTTP/1.1\r\nHost: a\r\nUser-Agent: u2\r\nAccept: */*\r\n\r\n")
+	if h.Get("Accept") != "Accept" || h.Get("User-Agent") != "u2" {
+		t.Errorf("read as %v; want Accept from the memo, User-Agent u2", h)
+	}
+	parse("GET / HTTP/1.1\r\nHost: a\r\nCookie: " + strings.Repeat("c", linecache.MaxKept) + "\r\n\r\n")
+	if memo.Len() != 0 {
+		t.Errorf("after a head the line cache does not keep, the memo holds %d lines", memo.Len())
 	}
 }
