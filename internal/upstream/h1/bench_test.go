@@ -181,15 +181,39 @@ func BenchmarkParseHead(b *testing.B) {
 	}
 }
 
-// BenchmarkAppendHead measures writing a typical request head.
+// BenchmarkAppendHead measures writing a request head: as the proxy
+// sends wrk's (small), and a browser's with its 11 more fields (browser).
 func BenchmarkAppendHead(b *testing.B) {
-	r := &Request{Method: "GET", Target: "/small", Host: "lb.test", Header: benchHeader}
-	buf := make([]byte, 0, 4096)
-	b.ReportAllocs()
-	for b.Loop() {
-		var err error
-		if buf, err = appendHead(buf[:0], r, "", requestFraming(r)); err != nil {
-			b.Fatal(err)
-		}
+	browser := benchHeader.Clone()
+	for k, v := range map[string]string{
+		"User-Agent":                "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+		"Accept":                    "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+		"Accept-Language":           "en-US,en;q=0.5",
+		"Accept-Encoding":           "gzip, deflate, br",
+		"Cookie":                    "session=abcdef0123456789; theme=dark",
+		"Upgrade-Insecure-Requests": "1",
+		"Sec-Fetch-Dest":            "document",
+		"Sec-Fetch-Mode":            "navigate",
+		"Sec-Fetch-Site":            "same-origin",
+		"Priority":                  "u=0, i",
+		"Dnt":                       "1",
+	} {
+		browser[k] = []string{v}
+	}
+	for _, tc := range []struct {
+		name   string
+		header http.Header
+	}{{"small", benchHeader}, {"browser", browser}} {
+		b.Run(tc.name, func(b *testing.B) {
+			r := &Request{Method: "GET", Target: "/small", Host: "lb.test", Header: tc.header}
+			buf := make([]byte, 0, 4096)
+			b.ReportAllocs()
+			for b.Loop() {
+				var err error
+				if buf, err = appendHead(buf[:0], r, "", requestFraming(r)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -297,3 +297,16 @@ func FuzzRequestHead(f *testing.F) {
 		}
 	})
 }
+
+// FuzzValidValue checks validValue, which looks at eight bytes at a time,
+// against the byte-by-byte rule.
+func FuzzValidValue(f *testing.F) {
+	for _, s := range []string{"", "text/html", "a\tb", "0123456789abcdef\x7f", "xxxxxxxx\r\nyyyy", "é€ obs-text \xff\x80", "\x1f2345678", "12345678\x00", "abc\x7fdefgh", "abcdefg\x00ijklmnop"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		if got, want := validValue(v), validValueBytes(v); got != want {
+			t.Fatalf("validValue(%q) = %v, byte by byte %v", v, got, want)
+		}
+	})
+}
