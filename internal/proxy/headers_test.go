@@ -1,12 +1,17 @@
 package proxy
 
 import (
+	"bufio"
 	"crypto/tls"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"reflect"
 	"testing"
+
+	"github.com/lbproject/load_balancer/internal/h1server"
 )
 
 func TestRemoveHopByHopHeaders(t *testing.T) {
@@ -44,14 +49,32 @@ func TestUpgradeType(t *testing.T) {
 	}
 }
 
-// TestForwardingHeaders checks the forwarding fields of the request to the
-// backend, as outgoingHeader builds it from the client's header.
+// TestForwardingHeaders checks the forwarding fields and the hop-by-hop
+// fields of the request to the backend, as outgoingHeader builds it from
+// the client's header: in a map of its own (the client's header left as
+// it was), and in the client's header itself (as under h1server).
 func TestForwardingHeaders(t *testing.T) {
+	for _, inPlace := range []bool{false, true} {
+		t.Run(map[bool]string{false: "copy", true: "in place"}[inPlace], func(t *testing.T) {
+			checkForwardingHeaders(t, inPlace)
+		})
+	}
+}
+
+func checkForwardingHeaders(t *testing.T, inPlace bool) {
 	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
 	snap := &Snapshot{fwd: newForwarding(trusted, "")}
 	outgoing := func(in *http.Request, client string) http.Header {
-		h := http.Header{}
-		outgoingHeader(in, snap, connInfoFor(netip.MustParseAddr(client)), h)
+		t.Helper()
+		before := in.Header.Clone()
+		var into http.Header
+		if !inPlace {
+			into = http.Header{}
+		}
+		h, _ := outgoingHeader(in, snap, connInfoFor(netip.MustParseAddr(client)), into)
+		if !inPlace && !reflect.DeepEqual(in.Header, before) {
+			t.Fatalf("the client's header changed: %v, was %v", in.Header, before)
+		}
 		return h
 	}
 	in := func(h http.Header) *http.Request {
@@ -97,6 +120,23 @@ func TestForwardingHeaders(t *testing.T) {
 			t.Errorf("got %v", h)
 		}
 	})
+	t.Run("hop-by-hop fields and those Connection names left out", func(t *testing.T) {
+		h := outgoing(in(http.Header{
+			"Connection": {"keep-alive, X-Secret"}, "X-Secret": {"1"}, "Keep-Alive": {"timeout=5"},
+			"Proxy-Connection": {"keep-alive"}, "Te": {"trailers, deflate"}, "Accept": {"*/*"},
+		}), "192.0.2.7")
+		want := http.Header{
+			"Accept":            {"*/*"},
+			"Te":                {"trailers"},
+			"X-Forwarded-For":   {"192.0.2.7"},
+			"X-Forwarded-Proto": {"http"},
+			"X-Forwarded-Host":  {"shop.example"},
+			"Via":               {"1.1 load_balancer"},
+		}
+		if !reflect.DeepEqual(h, want) {
+			t.Fatalf("got %v, want %v", h, want)
+		}
+	})
 }
 
 // TestConnContextReachesRequests: the connection's info, attached by
@@ -130,4 +170,103 @@ func TestConnContextReachesRequests(t *testing.T) {
 		}
 		tr.CloseIdleConnections()
 	}
+}
+
+// TestRequestHeaderBuiltInPlace: under h1server, a request with enough
+// fields has the request to the backend built in its own header. The
+// backend gets the client's end-to-end fields, no hop-by-hop ones, and the
+// forwarding fields; the next request on the connection, with other
+// fields, gets none of the first's.
+func TestRequestHeaderBuiltInPlace(t *testing.T) {
+	got := make(chan http.Header, 2)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Clone()
+	}))
+	defer backend.Close()
+	h, _ := newTestHandler(t, backend.URL)
+	s := &h1server.Server{Handler: h, ConnContext: ConnContext}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(ln)
+	defer s.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	send := func(head string) http.Header {
+		t.Helper()
+		if _, err := io.WriteString(c, head); err != nil {
+			t.Fatal(err)
+		}
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return <-got
+	}
+	first := send("GET /a HTTP/1.1\r\nHost: shop.example\r\nUser-Agent: ua\r\nAccept: */*\r\n" +
+		"Connection: keep-alive, X-Secret\r\nX-Secret: 1\r\nKeep-Alive: timeout=5\r\nTe: trailers\r\n" +
+		"X-Forwarded-For: 6.6.6.6\r\nCookie: c=1\r\n\r\n")
+	for k, want := range map[string]string{
+		"User-Agent": "ua", "Accept": "*/*", "Cookie": "c=1", "Te": "trailers",
+		"X-Forwarded-For": "127.0.0.1", "X-Forwarded-Host": "shop.example", "X-Forwarded-Proto": "http",
+		"X-Secret": "", "Keep-Alive": "",
+	} {
+		if v := first.Get(k); v != want {
+			t.Errorf("first request: backend got %s %q, want %q", k, v, want)
+		}
+	}
+	second := send("GET /b HTTP/1.1\r\nHost: shop.example\r\nUser-Agent: ua2\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\n\r\n")
+	for k, want := range map[string]string{"User-Agent": "ua2", "E": "5", "Cookie": "", "Te": "", "X-Forwarded-For": "127.0.0.1"} {
+		if v := second.Get(k); v != want {
+			t.Errorf("second request: backend got %s %q, want %q", k, v, want)
+		}
+	}
+}
+
+// TestH1ServerOwnsRequestHeader: under the balancer's own HTTP/1 server the
+// handler is told the request's header is its own, so that the request to
+// the backend is built in it (and under net/http's server it is not).
+func TestH1ServerOwnsRequestHeader(t *testing.T) {
+	owns := make(chan bool, 1)
+	s := &h1server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, ok := w.(requestHeaderOwner)
+		owns <- ok
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(ln)
+	defer s.Close()
+	res, err := http.Get("http://" + ln.Addr().String() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if !<-owns {
+		t.Error("h1server's ResponseWriter does not say the request's header is the handler's")
+	}
+	http.DefaultClient.CloseIdleConnections()
+
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, ok := w.(requestHeaderOwner)
+		owns <- ok
+	}))
+	defer srv.Close()
+	res, err = http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if <-owns {
+		t.Error("net/http's ResponseWriter taken for one that gives the request's header away")
+	}
+	http.DefaultClient.CloseIdleConnections()
 }
