@@ -311,3 +311,28 @@ func TestStickyPinnedBackendDown(t *testing.T) {
 		}
 	}
 }
+
+// TestStickyCookieNamedInConnection: a request whose Connection field names
+// Cookie (so the cookie is not sent on to the backend) is still pinned by
+// it. With 6 fields or more the proxy builds the backend's header in the
+// client's own (under the balancer's HTTP/1 server): the cookie must be
+// read before it is taken out.
+func TestStickyCookieNamedInConnection(t *testing.T) {
+	t.Parallel()
+	a, b, c := newTestBackend(t, "a"), newTestBackend(t, "b"), newTestBackend(t, "c")
+	lb := startBalancer(t, lbConfig("sticky", "", backendsOf(a, b, c)...))
+	values := stickyValues(t, lb, defaultCookie, "a", "b", "c")
+	cl := client(t)
+	for name, v := range values {
+		for i := range 3 {
+			r, err := tryGet(cl, lb.URL("/pinned"), "Connection: keep-alive, Cookie", "Cookie: "+defaultCookie+"="+v,
+				"User-Agent: e2e", "Accept: */*", "Accept-Language: en", "X-A: 1", "X-B: 2")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Backend != name {
+				t.Errorf("request %d pinned to %s by a cookie its Connection field names went to %s", i, name, r.Backend)
+			}
+		}
+	}
+}

@@ -60,7 +60,10 @@ func (f *Filter) Allows(b *upstream.Backend) bool {
 type Picker interface {
 	// Pick returns a member of the pool that f allows, or nil when there is
 	// none. req may be nil (health probes, benchmarks); only strategies that
-	// look at the request need it. Weight 0 members are never picked.
+	// look at the request need it. Weight 0 members are never picked. Under
+	// the proxy, req.Header may already be the header of the request to
+	// the backend (hop-by-hop fields gone, X-Forwarded-* set): a strategy
+	// that reads the client's fields reads them as forwarded.
 	Pick(req *http.Request, f Filter) *upstream.Backend
 }
 

@@ -384,8 +384,9 @@ func (c *conn) putMemo() {
 }
 
 // fieldMemos are the field memos of connections that do not use theirs:
-// one that waits lean (parked) or has ended gives its memo back (768
-// bytes), and a parked one splits its next head's lines anew.
+// one that waits lean (parked, or in a read where there is no parker) or
+// has ended gives its memo back (768 bytes), and splits its next head's
+// lines anew.
 var fieldMemos = sync.Pool{New: func() any { return new(fieldMemo) }}
 
 // leaveParker takes the connection, about to be handed to another owner

@@ -56,7 +56,11 @@ const maxFastFields = 100
 // lines were split: a line that repeats is not split and checked again (a
 // browser repeats Host, User-Agent, Accept*, Cookie... in every request).
 func parseFast(b []byte, h *fastHead, header http.Header, vals []string, cache *linecache.Cache, memo *fieldMemo) bool {
-	ok := parseFastInto(b, h, header, vals, cache, memo)
+	end := bytes.Index(b, []byte("\r\n\r\n"))
+	if end < 0 {
+		return false // not all in the buffer yet: the memo stays as it is
+	}
+	ok := parseFastInto(b, end, h, header, vals, cache, memo)
 	if memo != nil {
 		memo.End(ok && cache.Kept())
 	}
@@ -83,11 +87,8 @@ func splitToField(line string) (field, error) {
 	return field{textproto.CanonicalMIMEHeaderKey(name), value}, nil
 }
 
-func parseFastInto(b []byte, h *fastHead, header http.Header, vals []string, cache *linecache.Cache, memo *fieldMemo) bool {
-	end := bytes.Index(b, []byte("\r\n\r\n"))
-	if end < 0 {
-		return false
-	}
+// parseFastInto is parseFast for a head that ends (its empty line) at end.
+func parseFastInto(b []byte, end int, h *fastHead, header http.Header, vals []string, cache *linecache.Cache, memo *fieldMemo) bool {
 	h.size = end + 4
 	// Every line with its CRLF; a bare LF ends a line without CR.
 	lines, ok := cache.Lines(b[:end+2], 1+maxFastFields)

@@ -81,11 +81,12 @@ func (w *response) Header() http.Header { return w.header }
 // finished; the next request on the connection reuses both.
 func (w *response) HeaderValues() []string { return w.vals[:] }
 
-// OwnsRequestHeader tells the handler that the request's header is its
-// own: the server reads nothing of it once the handler runs, and clears it
-// for the next request, so the handler may change it in place (the proxy
-// builds the header of its request to the backend there, without a copy).
-func (w *response) OwnsRequestHeader() {}
+// OwnsRequestHeader reports whether the request's header is the handler's
+// own (Server.HandlerOwnsRequestHeader): the server reads nothing of it
+// once the handler runs, and clears it for the next request, so the
+// handler may change it in place (the proxy builds the header of its
+// request to the backend there, without a copy).
+func (w *response) OwnsRequestHeader() bool { return w.c.srv.HandlerOwnsRequestHeader }
 
 // WriteHeader sets the final status, or sends an informational (1xx but
 // 101) response at once with the header fields set so far.

@@ -44,6 +44,12 @@ type Server struct {
 	// a hand-off, a copy and pool traffic per request. 0 means
 	// DefaultLeanAbove; negative, never.
 	LeanAbove int
+	// HandlerOwnsRequestHeader says that nothing reads a request's header
+	// once Handler has run but Handler itself: the server does not, so the
+	// handler may change it in place (its ResponseWriter's
+	// OwnsRequestHeader reports this). Set it only when no middleware
+	// around the handler reads r.Header after calling it. Default false.
+	HandlerOwnsRequestHeader bool
 
 	mu        sync.Mutex
 	conns     map[*conn]struct{}

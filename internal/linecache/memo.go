@@ -19,9 +19,10 @@ const MemoLines = 16
 // Cache does not keep a head: it never keeps memory the Cache let go.
 //
 // The zero value is empty. Like the Cache, it belongs to one connection's
-// reader. Results should hold only parts of their line (or strings that
-// are not the head's, such as constants): the Memo's bound on memory
-// counts the lines only.
+// reader. Results should hold only parts of their line, constants, or
+// strings made from the line no longer than it (a field name made
+// canonical): so a Memo holds at most MemoLines such small strings beyond
+// what the Cache holds.
 type Memo[T any] struct {
 	slots [MemoLines]memoSlot[T]
 	hi    int // slots[:hi] may be set
@@ -36,13 +37,13 @@ type memoSlot[T any] struct {
 // Get returns the result kept for the i-th line (from 0) of the last head,
 // if line is that line's string.
 func (m *Memo[T]) Get(i int, line string) (T, bool) {
-	if i >= MemoLines || line == "" {
+	if i >= MemoLines {
 		var zero T
 		return zero, false
 	}
 	m.cur = max(m.cur, i+1)
 	s := &m.slots[i]
-	if len(s.line) == len(line) && unsafe.StringData(s.line) == unsafe.StringData(line) {
+	if line != "" && len(s.line) == len(line) && unsafe.StringData(s.line) == unsafe.StringData(line) {
 		return s.result, true
 	}
 	// The last head's line, which this head does not repeat: forgotten,

@@ -123,12 +123,14 @@ type exchange struct {
 // fields (h1server's): valid, like its header map, for the whole request.
 type headerValuer interface{ HeaderValues() []string }
 
-// requestHeaderOwner is a ResponseWriter whose server leaves the request's
-// header to the handler once it runs (h1server's): the request to the
-// backend is then built in it, without copying the client's fields into
-// another map (about 25 ns a field). net/http's server (HTTP/2) keeps the
-// copy.
-type requestHeaderOwner interface{ OwnsRequestHeader() }
+// requestHeaderOwner is a ResponseWriter whose server may leave the
+// request's header to the handler once it runs (h1server's, when told so):
+// the request to the backend is then built in it, without copying the
+// client's fields into another map (about 25 ns a field). From then on
+// r.Header is the backend's header, and so it is for what is given r later:
+// the Picker of a retry, Metrics.RequestFinished, the Tracer's span end.
+// net/http's server (HTTP/2) keeps the copy.
+type requestHeaderOwner interface{ OwnsRequestHeader() bool }
 
 // inPlaceFields is how many fields a client's header must have for the
 // request to the backend to be built in it (when its server allows). A
@@ -231,7 +233,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	pinned := stickyBackend(snap, r, &filter)
 	into := ex.header
 	if len(r.Header) >= inPlaceFields {
-		if _, ok := w.(requestHeaderOwner); ok {
+		if o, ok := w.(requestHeaderOwner); ok && o.OwnsRequestHeader() {
 			into = nil // built in the client's header: no copy
 		}
 	}

@@ -75,6 +75,9 @@ func checkForwardingHeaders(t *testing.T, inPlace bool) {
 		if !inPlace && !reflect.DeepEqual(in.Header, before) {
 			t.Fatalf("the client's header changed: %v, was %v", in.Header, before)
 		}
+		if inPlace && reflect.ValueOf(h).Pointer() != reflect.ValueOf(in.Header).Pointer() {
+			t.Fatal("built in place, but not in the client's header")
+		}
 		return h
 	}
 	in := func(h http.Header) *http.Request {
@@ -183,8 +186,16 @@ func TestRequestHeaderBuiltInPlace(t *testing.T) {
 		got <- r.Header.Clone()
 	}))
 	defer backend.Close()
-	h, _ := newTestHandler(t, backend.URL)
-	s := &h1server.Server{Handler: h, ConnContext: ConnContext}
+	// A backend that refuses connections comes first in turn: one of the
+	// requests is sent again, to the other, with the header built once.
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadURL := "http://" + dead.Addr().String()
+	dead.Close()
+	h, _ := newTestHandler(t, deadURL, backend.URL)
+	s := &h1server.Server{Handler: h, ConnContext: ConnContext, HandlerOwnsRequestHeader: true}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -228,6 +239,11 @@ func TestRequestHeaderBuiltInPlace(t *testing.T) {
 			t.Errorf("second request: backend got %s %q, want %q", k, v, want)
 		}
 	}
+	for i, got := range []http.Header{first, second} {
+		if xff, via := got["X-Forwarded-For"], got["Via"]; len(xff) != 1 || xff[0] != "127.0.0.1" || len(via) != 1 || via[0] != "1.1 load_balancer" {
+			t.Errorf("request %d (one of them sent again): X-Forwarded-For %q, Via %q; want each once", i+1, xff, via)
+		}
+	}
 }
 
 // TestH1ServerOwnsRequestHeader: under the balancer's own HTTP/1 server the
@@ -235,32 +251,32 @@ func TestRequestHeaderBuiltInPlace(t *testing.T) {
 // the backend is built in it (and under net/http's server it is not).
 func TestH1ServerOwnsRequestHeader(t *testing.T) {
 	owns := make(chan bool, 1)
-	s := &h1server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, ok := w.(requestHeaderOwner)
-		owns <- ok
-	})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	owner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o, ok := w.(requestHeaderOwner)
+		owns <- ok && o.OwnsRequestHeader()
+	})
+	for _, told := range []bool{true, false} {
+		s := &h1server.Server{Handler: owner, HandlerOwnsRequestHeader: told}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go s.Serve(ln)
+		res, err := http.Get("http://" + ln.Addr().String() + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if got := <-owns; got != told {
+			t.Errorf("h1server told %v: its ResponseWriter says the request's header is the handler's: %v", told, got)
+		}
+		http.DefaultClient.CloseIdleConnections()
+		s.Close()
 	}
-	go s.Serve(ln)
-	defer s.Close()
-	res, err := http.Get("http://" + ln.Addr().String() + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	if !<-owns {
-		t.Error("h1server's ResponseWriter does not say the request's header is the handler's")
-	}
-	http.DefaultClient.CloseIdleConnections()
 
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, ok := w.(requestHeaderOwner)
-		owns <- ok
-	}))
+	srv := httptest.NewServer(owner)
 	defer srv.Close()
-	res, err = http.Get(srv.URL)
+	res, err := http.Get(srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}

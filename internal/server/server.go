@@ -86,6 +86,9 @@ func NewWithOptions(cfg *config.Config, log *slog.Logger, opts Options) (*Server
 		ConnContext: proxy.ConnContext,
 		HTTP2:       h2,
 		Log:         log,
+		// The proxy handler is served as it is, with no middleware that
+		// reads the request's header after it.
+		HandlerOwnsRequestHeader: true,
 	}
 	return s, nil
 }
