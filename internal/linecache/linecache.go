@@ -1,6 +1,7 @@
 // Package linecache turns the lines of the message heads read from one
 // connection into strings, reusing the strings of the connection's
-// previous head where a line repeats.
+// previous head where a line repeats; and a Memo keeps what parsing such a
+// line gave, so that a repeated line is not parsed again.
 //
 // Why: a parsed head's names and values are strings, and a string made
 // from the read buffer is an allocation, the only one left per proxied
