@@ -54,7 +54,7 @@ type conn struct {
 	ctx        context.Context
 	br         *bufio.Reader // reads from the conn itself (Read); nil while idle and lean
 	raw        syscall.RawConn
-	sock       *sockio.Socket // rwc read and written with raw system calls; nil if not a plain socket
+	sock       io.ReadWriter // rwc, read and written through a sockio.Socket where it is a plain socket
 	state      atomic.Int32
 	res        response   // reused for each request
 	wmu        sync.Mutex // orders 100 Continue (body reader) against the response head
@@ -170,13 +170,7 @@ func (c *conn) Read(p []byte) (int, error) {
 		p = p[:min(len(p), c.limit)]
 	}
 	c.readStart()
-	var n int
-	var err error
-	if c.sock != nil {
-		n, err = c.sock.Read(p)
-	} else {
-		n, err = c.rwc.Read(p)
-	}
+	n, err := c.sock.Read(p)
 	c.readDone(n, len(p), err)
 	if c.limit >= 0 {
 		c.limit -= n
@@ -240,15 +234,7 @@ func (c *conn) start() {
 	if sc, ok := c.rwc.(syscall.Conn); ok {
 		c.raw, _ = sc.SyscallConn()
 	}
-	c.sock = sockio.Open(c.rwc)
-}
-
-// write writes p to the client, through sock when it has one.
-func (c *conn) write(p []byte) (int, error) {
-	if c.sock != nil {
-		return c.sock.Write(p)
-	}
-	return c.rwc.Write(p)
+	c.sock = sockio.ReadWriter(c.rwc)
 }
 
 // resume serves a parked connection that became readable: it goes on

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/lbproject/load_balancer/internal/sockio"
 )
 
 // rawClient is a client connection driven byte by byte.
@@ -147,8 +149,8 @@ func TestPlainConnectionsUseSockio(t *testing.T) {
 		t.Fatalf("%d connections, want 1", len(s.conns))
 	}
 	for sc := range s.conns {
-		if got, want := sc.sock != nil, runtime.GOOS == "linux"; got != want {
-			t.Errorf("connection read through a sockio.Socket: %v, want %v on %s", got, want, runtime.GOOS)
+		if _, got := sc.sock.(*sockio.Socket); got != (runtime.GOOS == "linux") {
+			t.Errorf("connection read through a sockio.Socket: %v on %s", got, runtime.GOOS)
 		}
 	}
 }

@@ -141,7 +141,7 @@ func (w *response) writeContinue() error {
 	if w.committed || w.hijacked {
 		return nil
 	}
-	_, err := w.c.write([]byte("HTTP/1.1 100 Continue\r\n\r\n"))
+	_, err := w.c.sock.Write([]byte("HTTP/1.1 100 Continue\r\n\r\n"))
 	return err
 }
 
@@ -265,7 +265,7 @@ func (w *response) out(p []byte) {
 		return
 	}
 	if len(w.buf) == 0 {
-		_, w.err = w.c.write(p)
+		_, w.err = w.c.sock.Write(p)
 		return
 	}
 	// One writev through net (sockio has no writev: a body this large
@@ -291,7 +291,7 @@ func (w *response) flushBuf() {
 		w.buf = w.buf[:0]
 		return
 	}
-	_, w.err = w.c.write(w.buf)
+	_, w.err = w.c.sock.Write(w.buf)
 	w.buf = w.buf[:0]
 }
 

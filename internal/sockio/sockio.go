@@ -89,6 +89,15 @@ func Open(nc net.Conn) *Socket {
 	return s
 }
 
+// ReadWriter returns what to read and write nc through: a Socket over it
+// where Open gives one, else nc itself.
+func ReadWriter(nc net.Conn) io.ReadWriter {
+	if s := Open(nc); s != nil {
+		return s
+	}
+	return nc
+}
+
 // Read reads into p what the socket holds, waiting (within the read
 // deadline) until it holds something.
 func (s *Socket) Read(p []byte) (int, error) {

@@ -51,6 +51,12 @@ func TestOpenOnlyPlainSockets(t *testing.T) {
 	if Open(p1) != nil {
 		t.Error("net.Pipe: a Socket over no socket")
 	}
+	if _, ok := ReadWriter(a).(*Socket); !ok {
+		t.Error("ReadWriter of a TCP connection: not its Socket")
+	}
+	if rw := ReadWriter(p1); rw != p1 {
+		t.Errorf("ReadWriter of a pipe: %T, not the pipe itself", rw)
+	}
 	if Open(tls.Client(a, &tls.Config{})) != nil {
 		t.Error("TLS connection: a Socket that would bypass TLS")
 	}

@@ -421,7 +421,7 @@ func copyBody(c *conn, ob outBody, f framing) error {
 			}
 		}
 		if len(out) > 0 {
-			if _, err := c.write(out); err != nil {
+			if _, err := c.sock.Write(out); err != nil {
 				return fmt.Errorf("h1: writing request body: %w", err)
 			}
 		}

@@ -35,9 +35,9 @@ type conn struct {
 	t   *Transport
 	nc  net.Conn        // TCP, or TLS over it
 	raw syscall.RawConn // the TCP socket, for the liveness check; nil if unknown
-	// sock reads and writes nc with raw system calls when nc is the TCP
-	// socket itself (not TLS over it); nil otherwise.
-	sock *sockio.Socket
+	// sock is nc, read and written through a sockio.Socket when nc is the
+	// TCP socket itself (not TLS over it).
+	sock io.ReadWriter
 	br   *bufio.Reader // while in use; nil while idle
 
 	reused bool      // it served an exchange before, or waited in the pool
@@ -79,7 +79,7 @@ type conn struct {
 	// Connection), so that parsing it allocates little or nothing.
 	lines linecache.Cache
 	// memo: how the last head's first field lines were split, so that a
-	// repeated line is not split and checked again (592 bytes).
+	// repeated line is not split and checked again (768 bytes).
 	memo fieldMemo
 
 	peek   [1]byte
@@ -95,23 +95,8 @@ func newConn(t *Transport, nc net.Conn) *conn {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		c.raw, _ = tc.SyscallConn()
 	}
-	c.sock = sockio.Open(nc)
+	c.sock = sockio.ReadWriter(nc)
 	return c
-}
-
-// read and write use sock when there is one, else nc.
-func (c *conn) read(p []byte) (int, error) {
-	if c.sock != nil {
-		return c.sock.Read(p)
-	}
-	return c.nc.Read(p)
-}
-
-func (c *conn) write(p []byte) (int, error) {
-	if c.sock != nil {
-		return c.sock.Write(p)
-	}
-	return c.nc.Write(p)
 }
 
 // attach prepares a connection taken from the pool or just dialed for an
@@ -303,7 +288,7 @@ type connReader struct{ c *conn }
 func (r *connReader) Read(p []byte) (int, error) {
 	c := r.c
 	for {
-		n, err := c.read(p)
+		n, err := c.sock.Read(p)
 		if err == nil || !c.fast || !isTimeout(err) {
 			return n, err
 		}
@@ -361,7 +346,7 @@ func (c *conn) roundTrip(ctx context.Context, req *Request, buf []byte, f framin
 			c.setReadDeadline(time.Time{})
 		}
 	}
-	if n, err := c.write(buf); err != nil {
+	if n, err := c.sock.Write(buf); err != nil {
 		return nil, c.fail(ctx, fmt.Errorf("h1: writing request: %w", err)), c.reused && n == 0
 	}
 	if !keep {
@@ -716,5 +701,5 @@ type ResponseSpace struct {
 type upgraded struct{ c *conn }
 
 func (u *upgraded) Read(p []byte) (int, error)  { return u.c.br.Read(p) }
-func (u *upgraded) Write(p []byte) (int, error) { return u.c.write(p) }
+func (u *upgraded) Write(p []byte) (int, error) { return u.c.sock.Write(p) }
 func (u *upgraded) Close() error                { u.c.close(); return nil }

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lbproject/load_balancer/internal/sockio"
 	"github.com/lbproject/load_balancer/internal/testbackend"
 )
 
@@ -1100,7 +1101,7 @@ func TestPlainConnectionsUseSockio(t *testing.T) {
 	if len(tr.idle) != 1 {
 		t.Fatalf("%d idle connections, want 1", len(tr.idle))
 	}
-	if got, want := tr.idle[0].sock != nil, runtime.GOOS == "linux"; got != want {
-		t.Errorf("connection read through a sockio.Socket: %v, want %v on %s", got, want, runtime.GOOS)
+	if _, got := tr.idle[0].sock.(*sockio.Socket); got != (runtime.GOOS == "linux") {
+		t.Errorf("connection read through a sockio.Socket: %v on %s", got, runtime.GOOS)
 	}
 }
