@@ -337,10 +337,8 @@ func splitField(line string) (key, value string, err error) {
 		return "", "", protoErr("invalid field name")
 	}
 	value = trimOWS(line[colon+1:])
-	for i := 0; i < len(value); i++ {
-		if c := value[i]; !isFieldVChar(c) && c != ' ' && c != '\t' {
-			return "", "", protoErr("invalid byte in field value")
-		}
+	if !validValue(value) { // the rule of a request's values, eight bytes at a time
+		return "", "", protoErr("invalid byte in field value")
 	}
 	return key, value, nil
 }
