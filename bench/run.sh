@@ -4,6 +4,8 @@
 #
 #   bench/run.sh                 # full run: 4 scenarios + 512/2000-connection sweep, 3 rounds
 #   ROUNDS=1 DURATION=5 bench/run.sh   # quick look
+#   SYSTEMS="haproxy lb" SCENARIOS="small-c64:/small:64 chunked-c64:/chunked:64" \
+#     ROUNDS=8 DURATION=5 bench/run.sh  # a closer look at chosen scenarios: no sweep, no chart
 #
 # Needs wrk, nginx, haproxy, caddy (Debian packages; installed if missing)
 # and ../shared/bench beside the repository. Results go to bench/results/<time>/
@@ -37,6 +39,15 @@ go build -o bin/load_balancer ./cmd/load_balancer
 lb="lb=$root/bin/load_balancer --host {host} --port {port} -c {config} -s round-robin --log-level warn --admin-addr off"
 
 echo "== scenarios (layout $layout, $rounds rounds of ${duration}s) -> $out"
+if [ -n "${SCENARIOS:-}" ]; then
+  # Chosen scenarios only (the harness's -S syntax): a closer look at a few
+  # with more rounds, the systems interleaved round by round. Nothing is
+  # published from it: the chart and docs/bench need the full run.
+  "$harness/run.sh" -l "$layout" -r "$rounds" -d "$duration" -s "$systems" -x "$lb" -o "$out/scenarios" -S "$SCENARIOS"
+  (cd "$harness/tools/summarize" && go run . -ref "${REF:-haproxy}" "$out/scenarios/results.tsv") | tee "$out/summary.md"
+  echo "summary: $out/summary.md"
+  exit 0
+fi
 "$harness/run.sh" -l "$layout" -r "$rounds" -d "$duration" -s "$systems" -x "$lb" -o "$out/scenarios"
 
 echo "== connection sweep"
