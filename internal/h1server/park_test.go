@@ -955,3 +955,147 @@ func TestRequestResetBetweenRequests(t *testing.T) {
 		check(t, newRaw(t, addr), func() { waitParked(t, s, 1, ballast) })
 	})
 }
+
+// queueState is what the parker's worker queue holds now: connections
+// waiting for a worker, connections workers took from it so far, the
+// worker limit and the worker goroutines.
+func queueState(s *Server) (waiting, taken, limit, running int) {
+	p := s.parker.Load()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.queue) - p.qhead, p.taken, p.workerLimit, p.running
+}
+
+// limitWorkers makes the parker of the test start from two workers (one
+// per CPU, two CPUs), with room for 128 admitted connections, and CPUs
+// that never count as idle (so that only a queue no worker takes from
+// makes the worker limit grow), every check: checks of the queue that
+// often (an hour: never again after the first). It is undone after the
+// test's server has been closed (its parker reads these).
+func limitWorkers(t *testing.T, check time.Duration) {
+	perCPU, workers, every, share, procs := maxActivePerCPU, maxWorkersPerCPU, queueCheckEvery, idleShare, runtime.GOMAXPROCS(2)
+	t.Cleanup(func() {
+		maxActivePerCPU, maxWorkersPerCPU, queueCheckEvery, idleShare = perCPU, workers, every, share
+		runtime.GOMAXPROCS(procs)
+	})
+	maxActivePerCPU, maxWorkersPerCPU, queueCheckEvery, idleShare = 64, 1, check, 2
+}
+
+// TestParkWorkersQueue: with two workers, requests sent together on twenty
+// parked connections are all answered; those woken while both workers
+// were busy waited in the parker's queue and were taken from it by a
+// worker done with its connection, with no new goroutine; then nothing is
+// left in the queue.
+func TestParkWorkersQueue(t *testing.T) {
+	skipUnlessParking(t)
+	limitWorkers(t, idleEvery)
+	release := make(chan struct{})
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release // until all requests are sent: the first two keep the workers busy
+		pathHandler(w, r)
+	})}
+	addr, ballast := serveParking(t, s)
+	cs := make([]*rawClient, 20)
+	for i := range cs {
+		cs[i] = newRaw(t, addr)
+	}
+	waitParked(t, s, len(cs), ballast)
+	for i, c := range cs {
+		c.send(fmt.Sprintf("GET /%d HTTP/1.1\r\nHost: a\r\n\r\n", i))
+	}
+	waitFor(t, "connections to wait in the queue", func() bool { w, _, _, _ := queueState(s); return w > 0 })
+	close(release)
+	for i, c := range cs {
+		if res := c.read("GET"); res.status != 200 || res.body != fmt.Sprint("/", i) {
+			t.Fatalf("request %d got %s", i, res)
+		}
+	}
+	waitParked(t, s, len(cs), ballast)
+	waiting, taken, limit, running := queueState(s)
+	t.Logf("taken from the queue: %d; worker limit %d, workers %d", taken, limit, running)
+	if waiting != 0 || taken == 0 {
+		t.Errorf("%d connections still in the queue and %d taken from it, want 0 and some", waiting, taken)
+	}
+}
+
+// TestParkWorkersGrowWhenHeld: when every worker is held by its request
+// (a slow backend: here, handlers that wait until all ten are in), no
+// worker takes from the queue, and the worker limit doubles until all ten
+// run together, although the CPUs do not count as idle and admission has
+// room: slow requests cannot hold the others back.
+func TestParkWorkersGrowWhenHeld(t *testing.T) {
+	skipUnlessParking(t)
+	limitWorkers(t, idleEvery)
+	const n = 10
+	var inside sync.WaitGroup
+	inside.Add(n)
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inside.Done()
+		inside.Wait() // all ten in their handlers at once
+		pathHandler(w, r)
+	})}
+	addr, ballast := serveParking(t, s)
+	cs := make([]*rawClient, n)
+	for i := range cs {
+		cs[i] = newRaw(t, addr)
+	}
+	waitParked(t, s, n, ballast)
+	for _, c := range cs {
+		c.send("GET /held HTTP/1.1\r\nHost: a\r\n\r\n")
+	}
+	for _, c := range cs {
+		if res := c.read("GET"); res.body != "/held" {
+			t.Fatalf("got %s", res)
+		}
+	}
+	waitParked(t, s, n, ballast)
+	if waiting, _, limit, _ := queueState(s); waiting != 0 || limit < n {
+		t.Errorf("%d connections in the queue and a worker limit of %d once all are back, want 0 and at least %d", waiting, limit, n)
+	}
+}
+
+// TestParkCloseQueued: Close closes the connections waiting in the queue
+// for a worker (woken, not yet served) as it closes parked ones.
+func TestParkCloseQueued(t *testing.T) {
+	skipUnlessParking(t)
+	limitWorkers(t, time.Hour) // the limit never grows: the queue stays
+	release := make(chan struct{})
+	entered := make(chan string, 8)
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- r.URL.Path
+		<-release
+		pathHandler(w, r)
+	})}
+	addr, ballast := serveParking(t, s)
+	cs := make([]*rawClient, 5)
+	for i := range cs {
+		cs[i] = newRaw(t, addr)
+	}
+	waitParked(t, s, len(cs), ballast)
+	for _, c := range cs {
+		c.send("GET /held HTTP/1.1\r\nHost: a\r\n\r\n")
+	}
+	waitEntered(t, entered, "/held")
+	waitEntered(t, entered, "/held") // both workers held
+	waitFor(t, "three connections to wait in the queue", func() bool { w, _, _, _ := queueState(s); return w == 3 })
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	served := 0
+	for i, c := range cs {
+		_, err := readResp(c.br, "GET")
+		switch {
+		case err == nil:
+			served++ // one of the two held, answered before Close ended it
+		case isTimeout(err):
+			t.Errorf("client %d: no answer and no close within the read deadline: %v", i, err)
+		}
+	}
+	close(release)
+	if err := <-closed; err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if served > 2 {
+		t.Errorf("%d of 5 requests answered, want at most the 2 held in handlers: the queued ones are closed", served)
+	}
+	waitNoConns(t, s)
+}
