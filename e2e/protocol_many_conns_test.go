@@ -12,7 +12,7 @@ import (
 )
 
 // TestProtocolManyKeptAliveConnections keeps 1,100 client connections open
-// at once: more than the 1,000 above which the balancer's front end waits
+// at once: far more than the 256 above which the balancer's front end waits
 // lean (idle connections without a read buffer and, on Linux, parked
 // without a goroutine: docs/proxying.md). Every connection is served three
 // rounds of requests — one request, then one sent in two writes or two

@@ -395,7 +395,7 @@ func checkDefaults(t *testing.T, c *Config) {
 			ResponseHeader: Duration(60 * time.Second), ClientHeader: Duration(10 * time.Second),
 			ClientIdle: Duration(120 * time.Second), ClientBodyIdle: Duration(60 * time.Second), BackendIdle: Duration(90 * time.Second),
 		},
-		Limits:  Limits{MaxHeaderBytes: 65536, MaxURIBytes: 8192, MaxIdleConnsPerBackend: 1024, LeanAboveConns: 1000},
+		Limits:  Limits{MaxHeaderBytes: 65536, MaxURIBytes: 8192, MaxIdleConnsPerBackend: 1024, LeanAboveConns: 256},
 		Retries: Retries{Attempts: 3},
 		Via:     "load_balancer",
 		Log:     Log{Level: "info", Format: "text", MaxSizeMB: 100, MaxBackups: 5, Access: ptr(true)},

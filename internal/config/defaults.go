@@ -26,7 +26,7 @@ const (
 	DefaultMaxHeaderBytes         = 65536 // limits.max_header_bytes
 	DefaultMaxURIBytes            = 8192  // limits.max_uri_bytes
 	DefaultMaxIdleConnsPerBackend = 1024  // limits.max_idle_conns_per_backend
-	DefaultLeanAboveConns         = 1000  // limits.lean_above_conns (h1server.DefaultLeanAbove)
+	DefaultLeanAboveConns         = 256   // limits.lean_above_conns (h1server.DefaultLeanAbove)
 
 	DefaultRetryAttempts = 3 // retries.attempts
 	MaxRetryAttempts     = 8 // largest retries.attempts (balancer.MaxAttempts)

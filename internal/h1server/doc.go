@@ -41,7 +41,7 @@
 // r.Context() from a goroutine it started: take what it needs (the
 // context, header values) before it returns.
 //
-// Above Server.LeanAbove open connections (default 1,000), idle
+// Above Server.LeanAbove open connections (default 256), idle
 // connections wait lean: no read buffer, and on Linux no goroutine either:
 // they are parked in an epoll instance of the server's own, which one
 // goroutine watches through Go's poller, and a reused worker goroutine
