@@ -123,9 +123,9 @@ var (
 
 // maxWorkersPerCPU is the worker limit to start from, per CPU the Go
 // scheduler uses (see parker.queue); a variable for tests. Measured at
-// 2000 busy connections on one CPU (docs/BENCHMARKS.md): 32 gave 10–25 %
-// more requests per CPU-second than a goroutine for every woken
-// connection, 16 and 64 a little less than 32.
+// 2000 busy connections on one CPU (docs/BENCHMARKS.md): 32 gave 16 % and
+// 19 % more requests per CPU-second than a goroutine for every woken
+// connection (two A/Bs), 16 and 64 a little less than 32.
 var maxWorkersPerCPU = 32
 
 // queueCheckEvery is how often run looks at a waiting queue (see
