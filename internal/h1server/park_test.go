@@ -742,22 +742,9 @@ func TestParkAdmissionGrowsWhenIdle(t *testing.T) {
 		runtime.GOMAXPROCS(procs)
 	}(maxActivePerCPU, admitWait, runtime.GOMAXPROCS(2))
 	maxActivePerCPU, admitWait = 1, time.Hour // a limit of 2 to start from, no growth by waiting
-	release := make(chan struct{})
-	entered := make(chan string, 16)
-	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		entered <- r.URL.Path
-		<-release
-		pathHandler(w, r)
-	})}
+	s, entered, release := holdingServer(16)
 	addr, ballast := serveParking(t, s)
-	cs := make([]*rawClient, 10)
-	for i := range cs {
-		cs[i] = newRaw(t, addr)
-	}
-	waitParked(t, s, len(cs), ballast)
-	for _, c := range cs {
-		c.send("GET /held HTTP/1.1\r\nHost: a\r\n\r\n")
-	}
+	cs := heldRequests(t, s, addr, ballast, 10)
 	for range cs {
 		waitEntered(t, entered, "/held")
 	}
@@ -956,6 +943,33 @@ func TestRequestResetBetweenRequests(t *testing.T) {
 	})
 }
 
+// holdingServer is a server whose handler reports each request's path on
+// entered (room for n) and holds it until release is closed.
+func holdingServer(n int) (s *Server, entered chan string, release chan struct{}) {
+	entered, release = make(chan string, n), make(chan struct{})
+	s = &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- r.URL.Path
+		<-release
+		pathHandler(w, r)
+	})}
+	return s, entered, release
+}
+
+// heldRequests opens n connections to addr, waits until they are parked,
+// then sends a GET of /held on each: the tests' handlers hold it.
+func heldRequests(t *testing.T, s *Server, addr string, ballast, n int) []*rawClient {
+	t.Helper()
+	cs := make([]*rawClient, n)
+	for i := range cs {
+		cs[i] = newRaw(t, addr)
+	}
+	waitParked(t, s, n, ballast)
+	for _, c := range cs {
+		c.send("GET /held HTTP/1.1\r\nHost: a\r\n\r\n")
+	}
+	return cs
+}
+
 // queueState is what the parker's worker queue holds now: connections
 // waiting for a worker, connections workers took from it so far, the
 // worker limit and the worker goroutines.
@@ -1035,14 +1049,7 @@ func TestParkWorkersGrowWhenHeld(t *testing.T) {
 		pathHandler(w, r)
 	})}
 	addr, ballast := serveParking(t, s)
-	cs := make([]*rawClient, n)
-	for i := range cs {
-		cs[i] = newRaw(t, addr)
-	}
-	waitParked(t, s, n, ballast)
-	for _, c := range cs {
-		c.send("GET /held HTTP/1.1\r\nHost: a\r\n\r\n")
-	}
+	cs := heldRequests(t, s, addr, ballast, n)
 	for _, c := range cs {
 		if res := c.read("GET"); res.body != "/held" {
 			t.Fatalf("got %s", res)
@@ -1059,22 +1066,9 @@ func TestParkWorkersGrowWhenHeld(t *testing.T) {
 func TestParkCloseQueued(t *testing.T) {
 	skipUnlessParking(t)
 	limitWorkers(t, time.Hour) // the limit never grows: the queue stays
-	release := make(chan struct{})
-	entered := make(chan string, 8)
-	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		entered <- r.URL.Path
-		<-release
-		pathHandler(w, r)
-	})}
+	s, entered, release := holdingServer(8)
 	addr, ballast := serveParking(t, s)
-	cs := make([]*rawClient, 5)
-	for i := range cs {
-		cs[i] = newRaw(t, addr)
-	}
-	waitParked(t, s, len(cs), ballast)
-	for _, c := range cs {
-		c.send("GET /held HTTP/1.1\r\nHost: a\r\n\r\n")
-	}
+	cs := heldRequests(t, s, addr, ballast, 5)
 	waitEntered(t, entered, "/held")
 	waitEntered(t, entered, "/held") // both workers held
 	waitFor(t, "three connections to wait in the queue", func() bool { w, _, _, _ := queueState(s); return w == 3 })
