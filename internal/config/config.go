@@ -145,8 +145,9 @@ type Limits struct {
 	// LeanAboveConns is the number of open client connections above which
 	// an idle one waits lean: without its read buffer and request parts,
 	// and on Linux parked without a goroutine (docs/proxying.md). Default
-	// 1000: below it the lean wait costs about the same CPU but lengthens
-	// the tail (docs/BENCHMARKS.md); -1 means never.
+	// 256: above it the lean wait costs less CPU and memory (its woken
+	// connections are served by a bounded set of workers); below it, it
+	// lengthens the tail (docs/BENCHMARKS.md); -1 means never.
 	LeanAboveConns int `yaml:"lean_above_conns" json:"lean_above_conns"`
 }
 

@@ -137,6 +137,7 @@ type conn struct {
 	idleWait  time.Duration // the bound of the wait that parked: idle or header timeout
 	firstWait bool          // it parked before its first request
 	admitted  bool          // parker mu: resumed, counted in parker.active until it waits again, leaves the parker or ends
+	woken     atomic.Bool   // taken from parking for its request (a worker or the queue has it), until its head is read or it parks again
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -266,6 +267,7 @@ func (c *conn) loop(first, resumed bool) {
 				// Resumed by a report about bytes read already (it was
 				// collected while the connection was busy, and handled
 				// once it had parked again): it parks again.
+				c.woken.Store(false)
 				if s.shutting.Load() {
 					return
 				}
@@ -321,6 +323,7 @@ func (c *conn) loop(first, resumed bool) {
 			return
 		}
 		c.state.Store(stateActive)
+		c.woken.Store(false)
 		if first && b[0] == 'P' && c.isHTTP2() {
 			if c.handOverHTTP2() {
 				c.res.hijacked = true // the HTTP/2 server owns it now

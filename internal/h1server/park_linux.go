@@ -57,24 +57,25 @@ type parker struct {
 	// wait for the next one to resume (most recently idle last): a new
 	// goroutine would start with a small stack and grow it again.
 	workers []chan *conn
-	// Worker goroutines, idle or not, number at most workerLimit
-	// (workerBase to start from, maxWorkersPerCPU per CPU). A connection
-	// woken while all are busy waits in queue, and the first worker done
-	// with its connection takes it without parking first: at thousands of
-	// connections that saves a park and a wake-up per request, and keeps
-	// fewer goroutines' stacks and connections warm in the caches. The
-	// limit doubles, as admission's does, while the queue waits and the
-	// CPUs were idle lately or no worker took from it between two checks
-	// (every queueCheckEvery): then the workers wait for something else than the CPU
-	// (slow backends), and more can go. It halves at such a check when
-	// the CPUs were busy, and with admission's; the workers above it end
-	// as they become idle.
+	// No worker goroutine starts while running (idle or not) is at
+	// workerLimit (workerBase to start from, maxWorkersPerCPU per CPU). A
+	// connection woken while none is idle then waits in queue, and the
+	// first worker done with its connection takes it without parking
+	// first: at thousands of connections that saves a park and a wake-up
+	// per request, and keeps fewer goroutines' stacks and connections warm
+	// in the caches. The limit doubles, as admission's does, while the
+	// queue waits and the CPUs were idle lately or no worker took from it
+	// between two checks (every checkEvery): then the workers wait for
+	// something else than the CPU (slow backends), and more can go. It
+	// halves at such a check when the CPUs were busy, and with
+	// admission's; a worker above it ends once done with its connection.
 	queue       []*conn // from qhead on
 	qhead       int
 	running     int // worker goroutines
 	workerLimit int
 	workerBase  int
-	taken       int // connections workers took from queue (run compares)
+	taken       int           // connections workers took from queue (run compares)
+	checkEvery  time.Duration // queueCheckEvery when the parker started
 	// Admission: active counts the connections resumed and not yet back
 	// to waiting for a request (conn.admitted). At limit the parker takes
 	// no more wake-ups from the epoll instance until one is back
@@ -161,8 +162,8 @@ func newParker(bound time.Duration) *parker {
 		quit:      make(chan struct{}),
 		admitWait: admitWait,
 	}
-	p.workerBase = maxWorkersPerCPU * runtime.GOMAXPROCS(0)
-	p.workerLimit = p.workerBase
+	p.workerBase = max(1, maxWorkersPerCPU*runtime.GOMAXPROCS(0))
+	p.workerLimit, p.checkEvery = p.workerBase, queueCheckEvery
 	p.ctlFn = p.ctl
 	if bound > 0 {
 		p.sweepEvery = min(max(bound/8, 10*time.Millisecond), time.Second)
@@ -297,13 +298,14 @@ func (p *parker) run() {
 				p.ep.SetReadDeadline(nextSweep)
 			}
 		}
-		// Connections wait in queue for a worker: look every
-		// queueCheckEvery whether the workers wait for something else
-		// than the CPU.
+		// One reading of the CPUs for the queue's check and admission's.
+		idleNow, fresh := idle.idle()
+		// Connections wait in queue for a worker: look every checkEvery
+		// whether the workers wait for something else than the CPU.
 		if waiting, taken := p.queued(); waiting {
 			now := time.Now()
-			if now.Sub(checked) >= queueCheckEvery {
-				switch idleNow, fresh := idle.idle(); {
+			if now.Sub(checked) >= p.checkEvery {
+				switch {
 				case idleNow || taken == lastTaken:
 					p.growWorkers()
 				case fresh:
@@ -311,7 +313,7 @@ func (p *parker) run() {
 				}
 				checked, lastTaken = now, taken
 			}
-			dl := now.Add(min(queueCheckEvery, idleEvery))
+			dl := now.Add(min(p.checkEvery, idleEvery))
 			if p.sweepEvery > 0 && nextSweep.Before(dl) {
 				dl = nextSweep
 			}
@@ -327,7 +329,7 @@ func (p *parker) run() {
 		}
 		k := p.roomFor(len(events))
 		if k == 0 {
-			switch idleNow, fresh := idle.idle(); {
+			switch {
 			case idleNow || waited >= p.admitWait:
 				p.grow()
 				waited = 0
@@ -379,7 +381,13 @@ func (p *parker) wake(id uint64, events uint32) {
 		c.hup.Store(true)
 	}
 	c.edge.Store(true)
+	// Its request came: Shutdown lets it be served (set first, so that
+	// Shutdown never sees it neither parked nor woken).
+	was := c.woken.Swap(true)
 	if !c.unpark() {
+		if !was { // (one woken and not yet read stays so)
+			c.woken.Store(false)
+		}
 		p.mu.Unlock()
 		return // active: it reads before it parks again
 	}
@@ -403,7 +411,8 @@ func (p *parker) wake(id uint64, events uint32) {
 }
 
 // queued reports whether connections wait in queue, and how many workers
-// took from it so far.
+// took from it so far (growWorkers' own starts not counted: they are no
+// sign that the workers move).
 func (p *parker) queued() (bool, int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -429,7 +438,6 @@ func (p *parker) dequeue() *conn {
 		clear(p.queue[n:])
 		p.queue, p.qhead = p.queue[:n], 0
 	}
-	p.taken++
 	return c
 }
 
@@ -455,6 +463,11 @@ func (p *parker) growWorkers() {
 // work resumes c, then, while the parker needs it, the connections wake
 // gives it on w.
 func (p *parker) work(c *conn, w chan *conn) {
+	defer func() { // (also if a handler ends the goroutine: runtime.Goexit)
+		p.mu.Lock()
+		p.running--
+		p.mu.Unlock()
+	}()
 	for {
 		c.resume()
 		if w == nil {
@@ -463,12 +476,12 @@ func (p *parker) work(c *conn, w chan *conn) {
 		p.mu.Lock()
 		if !p.closed && p.running <= p.workerLimit {
 			if c = p.dequeue(); c != nil {
+				p.taken++
 				p.mu.Unlock()
 				continue
 			}
 		}
 		if p.closed || len(p.workers) >= maxIdleWorkers || p.running > p.workerLimit {
-			p.running--
 			p.mu.Unlock()
 			return
 		}

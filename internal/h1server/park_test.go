@@ -995,14 +995,14 @@ func limitWorkers(t *testing.T, check time.Duration) {
 	maxActivePerCPU, maxWorkersPerCPU, queueCheckEvery, idleShare = 64, 1, check, 2
 }
 
-// TestParkWorkersQueue: with two workers, requests sent together on twenty
-// parked connections are all answered; those woken while both workers
-// were busy waited in the parker's queue and were taken from it by a
-// worker done with its connection, with no new goroutine; then nothing is
-// left in the queue.
+// TestParkWorkersQueue: with two workers (and no growth), requests sent
+// together on twenty parked connections are all answered; the eighteen
+// woken while both workers were busy waited in the parker's queue and were
+// taken from it by a worker done with its connection, with no new
+// goroutine; then nothing is left in the queue.
 func TestParkWorkersQueue(t *testing.T) {
 	skipUnlessParking(t)
-	limitWorkers(t, idleEvery)
+	limitWorkers(t, time.Hour)
 	release := make(chan struct{})
 	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		<-release // until all requests are sent: the first two keep the workers busy
@@ -1026,9 +1026,9 @@ func TestParkWorkersQueue(t *testing.T) {
 	}
 	waitParked(t, s, len(cs), ballast)
 	waiting, taken, limit, running := queueState(s)
-	t.Logf("taken from the queue: %d; worker limit %d, workers %d", taken, limit, running)
-	if waiting != 0 || taken == 0 {
-		t.Errorf("%d connections still in the queue and %d taken from it, want 0 and some", waiting, taken)
+	if waiting != 0 || taken != len(cs)-2 || running > 2 {
+		t.Errorf("%d connections still in the queue, %d taken from it by workers, %d workers (limit %d); want 0, %d, at most 2",
+			waiting, taken, running, limit, len(cs)-2)
 	}
 }
 
@@ -1068,28 +1068,48 @@ func TestParkCloseQueued(t *testing.T) {
 	limitWorkers(t, time.Hour) // the limit never grows: the queue stays
 	s, entered, release := holdingServer(8)
 	addr, ballast := serveParking(t, s)
+	heldRequests(t, s, addr, ballast, 5)
+	waitEntered(t, entered, "/held")
+	waitEntered(t, entered, "/held") // both workers held
+	waitFor(t, "three connections to wait in the queue", func() bool { w, _, _, _ := queueState(s); return w == 3 })
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	close(release)
+	// (Close closes every socket itself; what shows that the queued ones
+	// were finished is that they are no longer tracked.)
+	waitNoConns(t, s)
+}
+
+// TestParkShutdownQueued: a graceful Shutdown serves the requests of
+// connections waiting in the queue for a worker (their requests came, as
+// the idle sweep and Shutdown spare a parked connection whose request
+// came), rather than closing them as idle.
+func TestParkShutdownQueued(t *testing.T) {
+	skipUnlessParking(t)
+	limitWorkers(t, time.Hour) // the limit never grows: the queue stays
+	s, entered, release := holdingServer(8)
+	addr, ballast := serveParking(t, s)
 	cs := heldRequests(t, s, addr, ballast, 5)
 	waitEntered(t, entered, "/held")
 	waitEntered(t, entered, "/held") // both workers held
 	waitFor(t, "three connections to wait in the queue", func() bool { w, _, _, _ := queueState(s); return w == 3 })
-	closed := make(chan error, 1)
-	go func() { closed <- s.Close() }()
-	served := 0
+	shut := make(chan error, 1)
+	go func() { shut <- s.Shutdown(context.Background()) }()
+	// Shutdown has closed what it takes for idle once the ballast, idle
+	// in a read, is gone: only the five remain.
+	waitFor(t, "Shutdown to close the idle ballast", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.conns) == len(cs)
+	})
+	close(release)
 	for i, c := range cs {
-		_, err := readResp(c.br, "GET")
-		switch {
-		case err == nil:
-			served++ // one of the two held, answered before Close ended it
-		case isTimeout(err):
-			t.Errorf("client %d: no answer and no close within the read deadline: %v", i, err)
+		if res := c.read("GET"); res.status != 200 || res.body != "/held" {
+			t.Fatalf("client %d got %s during Shutdown, want its answer", i, res)
 		}
 	}
-	close(release)
-	if err := <-closed; err != nil {
-		t.Fatalf("Close: %v", err)
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
 	}
-	if served > 2 {
-		t.Errorf("%d of 5 requests answered, want at most the 2 held in handlers: the queued ones are closed", served)
-	}
-	waitNoConns(t, s)
 }

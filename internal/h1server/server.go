@@ -299,7 +299,7 @@ func (s *Server) closeIdle() {
 	s.mu.Lock()
 	for c := range s.conns {
 		if c.state.Load() == stateIdle {
-			if c.parked.Load() && c.readable() {
+			if c.woken.Load() || c.parked.Load() && c.readable() {
 				continue // its next request came: the parker resumes it
 			}
 			if c.unpark() {
