@@ -1017,7 +1017,7 @@ func TestParkWorkersQueue(t *testing.T) {
 	for i, c := range cs {
 		c.send(fmt.Sprintf("GET /%d HTTP/1.1\r\nHost: a\r\n\r\n", i))
 	}
-	waitFor(t, "connections to wait in the queue", func() bool { w, _, _, _ := queueState(s); return w > 0 })
+	waitFor(t, "eighteen connections to wait in the queue", func() bool { w, _, _, _ := queueState(s); return w == len(cs)-2 })
 	close(release)
 	for i, c := range cs {
 		if res := c.read("GET"); res.status != 200 || res.body != fmt.Sprint("/", i) {
