@@ -126,7 +126,8 @@ var (
 // scheduler uses (see parker.queue); a variable for tests. Measured at
 // 2000 busy connections on one CPU (docs/BENCHMARKS.md): 32 gave 16 % and
 // 19 % more requests per CPU-second than a goroutine for every woken
-// connection (two A/Bs), 16 and 64 a little less than 32.
+// connection (two A/Bs); 16 did as well within the noise, 64 a little
+// less, and 32 starts with more room for handlers that wait on I/O.
 var maxWorkersPerCPU = 32
 
 // queueCheckEvery is how often run looks at a waiting queue (see
