@@ -323,7 +323,9 @@ func (c *conn) loop(first, resumed bool) {
 			return
 		}
 		c.state.Store(stateActive)
-		c.woken.Store(false)
+		if c.woken.Load() { // (a load, not a store, for every request)
+			c.woken.Store(false)
+		}
 		if first && b[0] == 'P' && c.isHTTP2() {
 			if c.handOverHTTP2() {
 				c.res.hijacked = true // the HTTP/2 server owns it now

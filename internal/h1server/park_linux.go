@@ -279,8 +279,8 @@ func (p *parker) run() {
 	var nextSweep time.Time
 	if p.sweepEvery > 0 {
 		nextSweep = time.Now().Add(p.sweepEvery)
-		p.ep.SetReadDeadline(nextSweep)
 	}
+	var deadline time.Time // the epoll instance's read deadline in force
 	var idle idleMeter
 	idle.idle() // starts it
 	admit := time.NewTimer(idleEvery)
@@ -288,7 +288,6 @@ func (p *parker) run() {
 	var waited time.Duration // without room, and nothing came back
 	var checked time.Time    // the queue's last check
 	lastTaken := -1          // taken at that check
-	short := false           // the epoll instance's deadline is a check's
 	for {
 		// Also while waiting for room: a connection idle too long is
 		// closed even when admission holds the others back.
@@ -296,13 +295,15 @@ func (p *parker) run() {
 			if now := time.Now(); !now.Before(nextSweep) {
 				p.sweep(now)
 				nextSweep = now.Add(p.sweepEvery)
-				p.ep.SetReadDeadline(nextSweep)
 			}
 		}
 		// One reading of the CPUs for the queue's check and admission's.
 		idleNow, fresh := idle.idle()
-		// Connections wait in queue for a worker: look every checkEvery
-		// whether the workers wait for something else than the CPU.
+		// While connections wait in queue for a worker, look every
+		// checkEvery whether the workers wait for something else than
+		// the CPU. The wait for reports below ends at the next sweep and
+		// at the next look.
+		dl := nextSweep
 		if waiting, taken := p.queued(); waiting {
 			now := time.Now()
 			if now.Sub(checked) >= p.checkEvery {
@@ -314,19 +315,15 @@ func (p *parker) run() {
 				}
 				checked, lastTaken = now, taken
 			}
-			dl := now.Add(min(p.checkEvery, idleEvery))
-			if p.sweepEvery > 0 && nextSweep.Before(dl) {
-				dl = nextSweep
+			if look := now.Add(min(p.checkEvery, idleEvery)); dl.IsZero() || look.Before(dl) {
+				dl = look
 			}
+		} else {
+			lastTaken = -1
+		}
+		if !dl.Equal(deadline) {
 			p.ep.SetReadDeadline(dl)
-			short = true
-		} else if short {
-			short, lastTaken = false, -1
-			dl := time.Time{}
-			if p.sweepEvery > 0 {
-				dl = nextSweep
-			}
-			p.ep.SetReadDeadline(dl)
+			deadline = dl
 		}
 		k := p.roomFor(len(events))
 		if k == 0 {
@@ -514,12 +511,17 @@ func (p *parker) grow() {
 	p.mu.Unlock()
 }
 
-// shrinkWorkers halves the worker limit, down to workerBase; the workers
-// above it end as they become idle.
+// shrinkWorkers halves the worker limit, down to workerBase; a worker
+// above it ends once done with its connection.
 func (p *parker) shrinkWorkers() {
 	p.mu.Lock()
-	p.workerLimit = max(p.workerLimit/2, p.workerBase)
+	p.halveWorkersLocked()
 	p.mu.Unlock()
+}
+
+// halveWorkersLocked is shrinkWorkers with p.mu held.
+func (p *parker) halveWorkersLocked() {
+	p.workerLimit = max(p.workerLimit/2, p.workerBase)
 }
 
 // shrink halves the admission limit, down to base, and the worker limit,
@@ -527,7 +529,7 @@ func (p *parker) shrinkWorkers() {
 func (p *parker) shrink() {
 	p.mu.Lock()
 	p.limit = max(p.limit/2, p.base)
-	p.workerLimit = max(p.workerLimit/2, p.workerBase)
+	p.halveWorkersLocked()
 	p.mu.Unlock()
 }
 
@@ -578,7 +580,7 @@ func (p *parker) leave(c *conn) {
 	p.active--
 	if p.limit > p.base && p.active < p.limit/4 {
 		p.limit /= 2
-		p.workerLimit = max(p.workerLimit/2, p.workerBase)
+		p.halveWorkersLocked()
 	}
 	wanted := p.roomWanted && p.active < p.limit
 	if wanted {
