@@ -99,7 +99,8 @@ type parker struct {
 	admitWait  time.Duration // admitWait when the parker started
 
 	// turn lets Go's poller run between batches (nil: the system gave no
-	// socket pair; run then only yields).
+	// socket pair, or Go's poller would not watch it; run then only
+	// yields).
 	turn      *pollerTurn
 	turnEvery time.Duration // pollerTurnEvery when the parker started
 
@@ -139,12 +140,12 @@ var maxWorkersPerCPU = 32
 // parker.queue); a variable for tests.
 var queueCheckEvery = idleEvery
 
-// pollerTurnEvery is how often, at least, run lets Go's poller run before
-// it takes the next batch of woken connections (see pollerTurn). Measured
-// at 512 busy connections (docs/BENCHMARKS.md): waiting for it after every
-// batch cost 6–9 % of the requests per CPU-second; once a millisecond
-// moved them by −5 to +3 % in three A/Bs (within their spread) and cut p99
-// by a sixth. A variable for tests.
+// pollerTurnEvery is how long after its last wait for Go's poller run
+// waits again, before it takes the next batch of woken connections (see
+// pollerTurn). Measured at 512 busy connections (docs/BENCHMARKS.md):
+// waiting after every batch cost 6–9 % of the requests per CPU-second;
+// once a millisecond moved them by −5 to +5 % in three A/Bs (within their
+// spread) and cut p99 by a sixth. A variable for tests.
 var pollerTurnEvery = time.Millisecond
 
 // parkBatch is the most reports run takes from the epoll instance at once
@@ -382,14 +383,15 @@ func (p *parker) run() {
 			}
 			// The connections woken go first: taking the next batch at
 			// once would admit every ready connection together, ahead
-			// of the responses of those admitted before. At least once
-			// every turnEvery they go until Go's poller has run:
-			// yielding alone, run would keep the run queue from
+			// of the responses of those admitted before. Once turnEvery
+			// has passed since the last time, they go until Go's poller
+			// has run: yielding alone, run would keep the run queue from
 			// emptying while connections keep coming, and with it the
 			// poller from waking the goroutines that wait on sockets
-			// (see pollerTurn).
-			if now := time.Now(); p.turn != nil && now.Sub(turnAt) >= p.turnEvery {
-				p.turn.wait()
+			// (see pollerTurn). (Sweeps and the queue's checks wait as
+			// long: a round of the run queue, at most the runtime's
+			// own 10 ms.)
+			if p.turn != nil && time.Since(turnAt) >= p.turnEvery && p.turn.wait() {
 				turnAt = time.Now()
 			} else {
 				runtime.Gosched()

@@ -5,6 +5,7 @@ package h1server
 import (
 	"os"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -22,7 +23,7 @@ import (
 // it. The report comes with the next run of the poller, which also wakes
 // whatever else became ready by then.
 type pollerTurn struct {
-	r      *os.File // read end, watched by Go's poller; closed by stop
+	r      *os.File // read end, watched by Go's poller; closed by closeReader (the parker's stop)
 	rc     syscall.RawConn
 	w      int  // write end; closed by closeWriter, once r is no longer read
 	armed  bool // the byte of the current wait is written
@@ -38,7 +39,9 @@ func newPollerTurn() *pollerTurn {
 	}
 	t := &pollerTurn{r: os.NewFile(uintptr(fds[0]), "h1server-poller-turn"), w: fds[1]}
 	rc, err := t.r.SyscallConn()
-	if err != nil {
+	// A deadline can be set only on a file Go's poller watches: without
+	// it, a wait would return at once.
+	if err != nil || t.r.SetReadDeadline(time.Time{}) != nil {
 		t.r.Close()
 		syscall.Close(t.w)
 		return nil
@@ -48,11 +51,12 @@ func newPollerTurn() *pollerTurn {
 	return t
 }
 
-// wait returns once Go's poller has run since wait was called (or the
-// read end was closed).
-func (t *pollerTurn) wait() {
+// wait returns true once Go's poller has run since wait was called; false
+// at once if it could not wait (the read end closed, the byte not
+// written).
+func (t *pollerTurn) wait() bool {
 	t.armed = false
-	t.rc.Read(t.waitFn)
+	return t.rc.Read(t.waitFn) == nil && t.armed
 }
 
 // poll is wait's RawConn read function. Its first call, made after the
@@ -71,7 +75,7 @@ func (t *pollerTurn) poll(fd uintptr) bool {
 		}
 	}
 	// One byte into an emptied socket pair: no EAGAIN. Should it fail,
-	// wait ends at once (a yield, as without a pollerTurn).
+	// wait ends at once, reporting that it did not wait.
 	if _, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(t.w), uintptr(unsafe.Pointer(&b[0])), 1); errno != 0 {
 		return true
 	}

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // loopbackPair returns the two ends of a TCP connection over loopback:
@@ -45,7 +46,9 @@ func oneProc(t *testing.T) {
 // have come runs only once Go's poller runs; pollerTurn.wait lets it. With
 // a yield in its place (or a wait that does not wait), the loop below ends
 // with the reader still waiting: the poller runs then only from the
-// runtime's monitor, after 10 ms.
+// runtime's monitor, after 10 ms. (Should the monitor poll within the
+// loop's few microseconds, a broken wait would pass: a false pass, never
+// a false failure.)
 func TestPollerTurnWaitsForPoller(t *testing.T) {
 	oneProc(t)
 	turn := newPollerTurn()
@@ -90,13 +93,34 @@ func TestPollerTurnWaitsForPoller(t *testing.T) {
 	<-done
 }
 
+// TestPollerTurnClosed: once the read end is closed (the parker's stop),
+// a wait returns at once, reporting that it did not wait: run then yields
+// and finds its epoll instance closed. (A wait in progress is ended by the
+// close as any read of a file in Go's poller is: os.File.Close.)
+func TestPollerTurnClosed(t *testing.T) {
+	turn := newPollerTurn()
+	if turn == nil {
+		t.Fatal("no socket pair")
+	}
+	defer turn.closeWriter()
+	if !turn.wait() {
+		t.Fatal("a wait on an open pollerTurn reported that it did not wait")
+	}
+	turn.closeReader()
+	if turn.wait() {
+		t.Error("a wait after the close reported that the poller ran")
+	}
+}
+
 // TestParkLetsPollerRun: a lean server's parker, taking one connection at
 // a time from a backlog of requests, lets Go's poller run between them, so
 // that a handler waiting on a socket (as for a backend's answer) resumes
 // as soon as its bytes come, not once the backlog is served. The first
 // of sixteen requests sent together gives the waiting handler its byte;
 // without the poller's turn between batches, the parker and its workers
-// keep the run queue busy until all sixteen are answered.
+// keep the run queue busy until all sixteen are answered (unless the
+// runtime's monitor polls meanwhile, 10 ms after the last poll: a false
+// pass, never a false failure).
 func TestParkLetsPollerRun(t *testing.T) {
 	skipUnlessParking(t)
 	oneProc(t)
@@ -135,7 +159,11 @@ func TestParkLetsPollerRun(t *testing.T) {
 	waitParked(t, s, n+1, ballast)
 
 	cs[0].send("GET /wait HTTP/1.1\r\nHost: a\r\n\r\n")
-	<-blocked // (one P: its handler waits on the poller by now)
+	select {
+	case <-blocked: // (one P: its handler waits on the poller by now)
+	case <-time.After(ioTimeout):
+		t.Fatal("the /wait request did not reach its handler")
+	}
 	for _, c := range cs[1:] {
 		c.send("GET /quick HTTP/1.1\r\nHost: a\r\n\r\n")
 	}
