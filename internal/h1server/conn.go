@@ -138,11 +138,6 @@ type conn struct {
 	firstWait bool          // it parked before its first request
 	admitted  bool          // parker mu: resumed, counted in parker.active until it waits again, leaves the parker or ends
 	woken     atomic.Bool   // taken from parking for its request (a worker or the queue has it), until its head is read or it parks again
-	// held: it parked with its goroutine waiting on holdCh (hold), which
-	// the parker sends true to wake it, and whoever else takes it from
-	// parking sends false once it has finished the connection.
-	held   bool
-	holdCh chan bool
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -323,10 +318,6 @@ func (c *conn) loop(first, resumed bool) {
 				}
 			}
 		}
-		if s.HoldIdle && !first && c.br.Buffered() == 0 && !c.hasByte && c.idleData == nil && c.idleErr == nil && c.hold() {
-			parked = true // finished by the one that took it from parking
-			return
-		}
 		b, err := c.br.Peek(1)
 		if err != nil {
 			return
@@ -409,48 +400,6 @@ func (c *conn) leaveParker() {
 // caller that gets it.
 func (c *conn) unpark() bool { return c.parked.CompareAndSwap(true, false) }
 
-// hold waits for the next request in the parker, keeping the goroutine
-// and read buffer (Server.HoldIdle): true if the connection was finished
-// meanwhile (its idle timeout, Shutdown, Close), by whoever took it from
-// parking. False when it was woken, or did not park (see parkOrRead): the
-// caller reads.
-func (c *conn) hold() (gone bool) {
-	p := c.srv.getParker()
-	if p == nil || c.raw == nil {
-		return false
-	}
-	if c.holdCh == nil {
-		c.holdCh = make(chan bool, 1)
-	}
-	c.held = true
-	for {
-		if !c.parkOrRead(p) {
-			return false
-		}
-		if !<-c.holdCh {
-			return true
-		}
-		// Woken by a report about bytes read already (it was collected
-		// while the connection was busy, and handled once it was held
-		// again), it finds nothing and is held again rather than wait in
-		// a read.
-		if c.readNow() {
-			return false
-		}
-	}
-}
-
-// finishParked finishes a connection taken from parking by someone else
-// than its goroutine; one held (see hold) is then told so, and its
-// goroutine ends without touching it.
-func (c *conn) finishParked() {
-	held := c.held
-	c.finish()
-	if held {
-		c.holdCh <- false
-	}
-}
-
 // errParked: waitIdle parked the connection.
 var errParked = errors.New("h1server: connection parked")
 
@@ -493,28 +442,20 @@ func (c *conn) waitIdle() error {
 		c.br = nil
 	}
 	if p := c.srv.getParker(); p != nil && c.raw != nil {
-		c.held = false // its goroutine ends once it is parked
-		if c.parkOrRead(p) {
-			return errParked
+		// Parking is refused when bytes may wait (see edge): a read
+		// attempt answers that, and finding nothing, the second try
+		// parks. Refused twice, or for another reason (the parker is
+		// closed, epoll refused), or with something read: on below.
+		for try := 0; ; try++ {
+			if p.park(c) {
+				return errParked
+			}
+			if try == 1 || !c.edge.Load() && !c.hup.Load() || c.readNow() {
+				break
+			}
 		}
 	}
 	return c.waitReadable()
-}
-
-// parkOrRead parks c (see parker.park): true once it is parked. Parking
-// is refused when bytes may wait (see edge): a read attempt answers that,
-// and finding nothing, the second try parks. Refused twice, or for
-// another reason (the parker is closed, epoll refused), or with something
-// read (idleData, idleErr): false, and the caller reads.
-func (c *conn) parkOrRead(p *parker) bool {
-	for try := 0; ; try++ {
-		if p.park(c) {
-			return true
-		}
-		if try == 1 || !c.edge.Load() && !c.hup.Load() || c.readNow() {
-			return false
-		}
-	}
 }
 
 // readNow makes one read attempt of idleRead without waiting: true if it

@@ -280,7 +280,7 @@ func (p *parker) run() {
 		// Ended by an error of the epoll instance rather than by close:
 		// no parked connection could be woken any more.
 		for _, c := range p.stop() {
-			c.finishParked()
+			c.finish()
 		}
 		if p.turn != nil {
 			p.turn.closeWriter()
@@ -422,11 +422,6 @@ func (p *parker) wake(id uint64, events uint32) {
 		}
 		p.mu.Unlock()
 		return // active: it reads before it parks again
-	}
-	if c.held { // its goroutine waits for it (conn.hold)
-		p.mu.Unlock()
-		c.holdCh <- true
-		return
 	}
 	p.active++
 	c.admitted = true
@@ -649,7 +644,7 @@ func (p *parker) sweep(now time.Time) {
 	}
 	p.mu.Unlock()
 	for _, c := range expired {
-		c.finishParked()
+		c.finish()
 	}
 }
 
@@ -681,7 +676,7 @@ func (p *parker) parkedConns() int {
 // are refused, and run has returned when close does.
 func (p *parker) close() {
 	for _, c := range p.stop() {
-		c.finishParked()
+		c.finish()
 	}
 	<-p.done
 }

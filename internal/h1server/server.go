@@ -44,15 +44,6 @@ type Server struct {
 	// a hand-off, a copy and pool traffic per request. 0 means
 	// DefaultLeanAbove; negative, never.
 	LeanAbove int
-	// HoldIdle, on Linux, has a kept-alive connection that is not lean
-	// wait for its next request in the parker (see parker) with its
-	// goroutine and read buffer kept, rather than in a read: the parker
-	// wakes waiting connections in the order their requests came, where
-	// Go's poller wakes those of a batch in the reverse order (the request
-	// that waited longest goes last). At 64 busy connections on one CPU:
-	// p99 1.3 → 1.0 ms, the same median, for about 2 % more CPU per
-	// request (docs/BENCHMARKS.md). Default false.
-	HoldIdle bool
 	// HandlerOwnsRequestHeader says that nothing reads a request's header
 	// once Handler has run but Handler itself: the server does not, so the
 	// handler may change it in place (its ResponseWriter's
@@ -320,7 +311,7 @@ func (s *Server) closeIdle() {
 	}
 	s.mu.Unlock()
 	for _, c := range parked {
-		c.finishParked()
+		c.finish()
 	}
 }
 

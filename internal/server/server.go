@@ -82,9 +82,6 @@ func NewWithOptions(cfg *config.Config, log *slog.Logger, opts Options) (*Server
 		IdleTimeout:       cfg.Timeouts.ClientIdle.D(),
 		MaxHeaderBytes:    cfg.Limits.MaxHeaderBytes,
 		LeanAbove:         cfg.Limits.LeanAboveConns,
-		// Kept-alive connections are served in the order their requests
-		// came (a narrower latency distribution, docs/proxying.md).
-		HoldIdle: true,
 		// The client's address is parsed once per connection, not per request.
 		ConnContext: proxy.ConnContext,
 		HTTP2:       h2,
