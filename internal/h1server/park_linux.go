@@ -142,10 +142,11 @@ var queueCheckEvery = idleEvery
 
 // pollerTurnEvery is how long after its last wait for Go's poller the
 // parker waits for it again, rather than only yielding, before it takes
-// the next batch of woken connections (see pollerTurn). Measured at 512 busy connections (docs/BENCHMARKS.md):
-// waiting after every batch cost 6–9 % of the requests per CPU-second;
-// once a millisecond moved them by −5 to +5 % in three A/Bs (within their
-// spread) and cut p99 by a sixth. A variable for tests.
+// the next batch of woken connections (see pollerTurn). Measured at 512
+// busy connections (docs/BENCHMARKS.md): waiting after every batch cost
+// 6–9 % of the requests per CPU-second; once a millisecond moved them by
+// −5 to +5 % in three A/Bs (within their spread) and cut p99 by a sixth.
+// A variable for tests.
 var pollerTurnEvery = time.Millisecond
 
 // parkBatch is the most reports run takes from the epoll instance at once

@@ -34,13 +34,6 @@ func loopbackPair(t *testing.T) (a, b net.Conn) {
 	return a, b
 }
 
-// oneProc runs the rest of the test with GOMAXPROCS 1, where the order in
-// which goroutines run is the scheduler's alone.
-func oneProc(t *testing.T) {
-	procs := runtime.GOMAXPROCS(1)
-	t.Cleanup(func() { runtime.GOMAXPROCS(procs) })
-}
-
 // TestPollerTurnWaitsForPoller: while another goroutine keeps yielding (the
 // run queue never empties), a goroutine waiting on a socket whose bytes
 // have come runs only once Go's poller runs; pollerTurn.wait lets it. With
@@ -50,7 +43,8 @@ func oneProc(t *testing.T) {
 // loop's few microseconds, a broken wait would pass: a false pass, never
 // a false failure.)
 func TestPollerTurnWaitsForPoller(t *testing.T) {
-	oneProc(t)
+	// One P: the order in which goroutines run is the scheduler's alone.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	turn := newPollerTurn()
 	if turn == nil {
 		t.Fatal("no socket pair")
@@ -123,7 +117,8 @@ func TestPollerTurnClosed(t *testing.T) {
 // pass, never a false failure).
 func TestParkLetsPollerRun(t *testing.T) {
 	skipUnlessParking(t)
-	oneProc(t)
+	// One P: the order in which goroutines run is the scheduler's alone.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	every, batch := pollerTurnEvery, parkBatch
 	t.Cleanup(func() { pollerTurnEvery, parkBatch = every, batch })
 	pollerTurnEvery, parkBatch = 0, 1
