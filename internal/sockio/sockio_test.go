@@ -196,7 +196,8 @@ func checkTimeout(t *testing.T, op string, err error) {
 	}
 }
 
-// A closed connection and a reset one give net.Conn's errors.
+// A closed connection, a reset one and one its peer closed give
+// net.Conn's errors.
 func TestClosedAndReset(t *testing.T) {
 	_, b := tcpPair(t)
 	s := Open(b)
@@ -219,6 +220,24 @@ func TestClosedAndReset(t *testing.T) {
 	}
 	if !errors.Is(err, syscall.ECONNRESET) {
 		t.Errorf("read of a reset connection: %v, want ECONNRESET", err)
+	}
+
+	// Writing to a connection the peer has closed: the peer's kernel
+	// answers the first write with a reset, and a later one fails (EPIPE
+	// once the reset is in; ECONNRESET if the write meets it).
+	e, f := tcpPair(t)
+	w := Open(f)
+	e.Close()
+	err = nil
+	for i := 0; i < 100 && err == nil; i++ {
+		_, err = w.Write([]byte("x"))
+	}
+	if !errors.Is(err, syscall.EPIPE) && !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("write to a connection closed by its peer: %v, want EPIPE or ECONNRESET", err)
+	}
+	var oe *net.OpError
+	if !errors.As(err, &oe) || oe.Op != "write" {
+		t.Errorf("write to a connection closed by its peer: %v, want a *net.OpError for write", err)
 	}
 }
 
