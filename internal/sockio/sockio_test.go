@@ -222,16 +222,8 @@ func TestClosedAndReset(t *testing.T) {
 		t.Errorf("read of a reset connection: %v, want ECONNRESET", err)
 	}
 
-	// Writing to a connection the peer has closed: the peer's kernel
-	// answers the first write with a reset, and a later one fails (EPIPE
-	// once the reset is in; ECONNRESET if the write meets it).
-	e, f := tcpPair(t)
-	w := Open(f)
-	e.Close()
-	err = nil
-	for i := 0; i < 100 && err == nil; i++ {
-		_, err = w.Write([]byte("x"))
-	}
+	// EPIPE once the peer's reset is in; ECONNRESET if the write meets it.
+	err = writeToClosedPeer(t)
 	if !errors.Is(err, syscall.EPIPE) && !errors.Is(err, syscall.ECONNRESET) {
 		t.Errorf("write to a connection closed by its peer: %v, want EPIPE or ECONNRESET", err)
 	}
@@ -239,6 +231,21 @@ func TestClosedAndReset(t *testing.T) {
 	if !errors.As(err, &oe) || oe.Op != "write" {
 		t.Errorf("write to a connection closed by its peer: %v, want a *net.OpError for write", err)
 	}
+}
+
+// writeToClosedPeer writes through a Socket to a connection whose peer has
+// closed until a write fails, and returns that failure (nil if 100 writes
+// went through). The peer's kernel answers the first write with a reset.
+func writeToClosedPeer(t *testing.T) error {
+	e, f := tcpPair(t)
+	w := Open(f)
+	e.Close()
+	for i := 0; i < 100; i++ {
+		if _, err := w.Write([]byte("x")); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // BenchmarkReadWrite compares a small write and its read over a loopback
