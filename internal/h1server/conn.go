@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/lbproject/load_balancer/internal/linecache"
-	"github.com/lbproject/load_balancer/internal/sockio"
 	"github.com/lbproject/load_balancer/internal/upstream/h1"
 	"golang.org/x/net/http/httpguts"
 )
@@ -185,6 +184,16 @@ func (c *conn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// rawConnOf is nc's syscall.RawConn, if it has one.
+func rawConnOf(nc net.Conn) syscall.RawConn {
+	if sc, ok := nc.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			return rc
+		}
+	}
+	return nil
+}
+
 // readStart and readDone are called around each read of the socket of a
 // connection registered with the parker (see edge): a read that drains the
 // socket answers every report older than it.
@@ -232,10 +241,7 @@ func (c *conn) start() {
 	if s := c.srv; s.ConnContext != nil {
 		c.ctx = s.ConnContext(c.ctx, c.rwc)
 	}
-	if sc, ok := c.rwc.(syscall.Conn); ok {
-		c.raw, _ = sc.SyscallConn()
-	}
-	c.sock = sockio.ReadWriter(c.rwc)
+	c.sock, c.raw = socketOf(c.rwc)
 }
 
 // resume serves a parked connection that became readable: it goes on

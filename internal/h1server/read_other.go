@@ -2,7 +2,12 @@
 
 package h1server
 
-import "errors"
+import (
+	"errors"
+	"io"
+	"net"
+	"syscall"
+)
 
 // leanWaits: not here; idle connections keep their read buffer and wait
 // in a read whatever their number.
@@ -12,3 +17,6 @@ const leanWaits = false
 func readFD(uintptr, []byte) (int, error) {
 	return 0, errors.New("h1server: no lean wait on this system")
 }
+
+// socketOf returns nc to read and write through, and its RawConn.
+func socketOf(nc net.Conn) (io.ReadWriter, syscall.RawConn) { return nc, rawConnOf(nc) }

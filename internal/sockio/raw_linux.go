@@ -6,9 +6,9 @@ import "syscall"
 
 const supported = true
 
-// ReadFD reads the non-blocking socket fd once, as syscall.Read does but
-// without telling the scheduler: for code that reads inside a
-// syscall.RawConn read function.
+// ReadFD reads the non-blocking stream socket fd once (recvfrom, as a
+// Socket reads), without telling the scheduler: for code that reads inside
+// the read function of a Socket's RawConn.
 func ReadFD(fd uintptr, p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil

@@ -98,6 +98,11 @@ func ReadWriter(nc net.Conn) io.ReadWriter {
 	return nc
 }
 
+// RawConn is the socket's syscall.RawConn: for code that waits and reads
+// through it with ReadFD, which needs what Open checked (a stream socket,
+// non-blocking).
+func (s *Socket) RawConn() syscall.RawConn { return s.rc }
+
 // Read reads into p what the socket holds, waiting (within the read
 // deadline) until it holds something.
 func (s *Socket) Read(p []byte) (int, error) {
