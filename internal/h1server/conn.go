@@ -184,16 +184,6 @@ func (c *conn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// rawConnOf is nc's syscall.RawConn, if it has one.
-func rawConnOf(nc net.Conn) syscall.RawConn {
-	if sc, ok := nc.(syscall.Conn); ok {
-		if rc, err := sc.SyscallConn(); err == nil {
-			return rc
-		}
-	}
-	return nil
-}
-
 // readStart and readDone are called around each read of the socket of a
 // connection registered with the parker (see edge): a read that drains the
 // socket answers every report older than it.

@@ -2,12 +2,7 @@
 
 package h1server
 
-import (
-	"errors"
-	"io"
-	"net"
-	"syscall"
-)
+import "errors"
 
 // leanWaits: not here; idle connections keep their read buffer and wait
 // in a read whatever their number.
@@ -17,6 +12,3 @@ const leanWaits = false
 func readFD(uintptr, []byte) (int, error) {
 	return 0, errors.New("h1server: no lean wait on this system")
 }
-
-// socketOf returns nc to read and write through, and its RawConn.
-func socketOf(nc net.Conn) (io.ReadWriter, syscall.RawConn) { return nc, rawConnOf(nc) }
